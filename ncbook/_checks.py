@@ -1,0 +1,116 @@
+"""Input validation shared by every public function of :mod:`ncbook`.
+
+Each checker raises a :class:`TypeError` or :class:`ValueError` whose message names the
+argument and what was expected, so that a learner sees ``tau must be a finite number > 0``
+instead of a NaN three calls later or a deep torch traceback.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+
+__all__ = [
+    "as_tensor",
+    "check_dim",
+    "check_finite",
+    "check_labels",
+    "check_positive_int",
+    "check_tau",
+    "check_unit_rows",
+    "check_matrix",
+    "check_same_shape",
+]
+
+#: Tolerance on ``| ||x|| - 1 |`` for "this row is on the sphere", per dtype.
+UNIT_TOL = {torch.float16: 1e-2, torch.bfloat16: 1e-2, torch.float32: 1e-4, torch.float64: 1e-8}
+
+
+def as_tensor(x, name: str) -> torch.Tensor:
+    """Return ``x`` if it is a floating-point tensor, else raise :class:`TypeError`."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not torch.is_floating_point(x):
+        raise TypeError(f"{name} must have a floating dtype (float32/float64), got {x.dtype}")
+    return x
+
+
+def check_finite(x: torch.Tensor, name: str) -> torch.Tensor:
+    """Raise :class:`ValueError` if ``x`` holds NaN or inf."""
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} must contain only finite values (found NaN or inf)")
+    return x
+
+
+def check_matrix(x, name: str, *, min_ndim: int = 2, max_ndim: int | None = None) -> torch.Tensor:
+    """A finite floating tensor with ``min_ndim <= x.ndim <= max_ndim`` and a nonempty last axis."""
+    x = as_tensor(x, name)
+    if x.ndim < min_ndim or (max_ndim is not None and x.ndim > max_ndim):
+        want = f"{min_ndim}" if max_ndim == min_ndim else f">= {min_ndim}"
+        raise ValueError(f"{name} must have {want} dimensions, got shape {tuple(x.shape)}")
+    if x.numel() == 0 or x.shape[-1] == 0:
+        raise ValueError(f"{name} must be nonempty, got shape {tuple(x.shape)}")
+    return check_finite(x, name)
+
+
+def check_same_shape(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -> None:
+    """Raise :class:`ValueError` unless ``a`` and ``b`` have the same shape."""
+    if a.shape != b.shape:
+        raise ValueError(
+            f"{name_a} and {name_b} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
+
+
+def check_unit_rows(x: torch.Tensor, name: str, tol: float | None = None) -> torch.Tensor:
+    """Raise :class:`ValueError` unless every row (last axis) of ``x`` has unit Euclidean norm."""
+    tol = UNIT_TOL.get(x.dtype, 1e-4) if tol is None else tol
+    err = (torch.linalg.vector_norm(x, dim=-1) - 1).abs().max().item()
+    if err > tol:
+        raise ValueError(
+            f"{name} must have unit-norm rows (points on the sphere); largest | ||row|| - 1 | is {err:.3g}. "
+            "Use ncbook.sphere.normalize first."
+        )
+    return x
+
+
+def check_tau(tau) -> float:
+    """Return ``tau`` as a float after checking that it is a finite real number > 0."""
+    if isinstance(tau, bool) or not isinstance(tau, numbers.Real):
+        if isinstance(tau, torch.Tensor) and tau.numel() == 1:
+            tau = tau.item()
+        else:
+            raise TypeError(f"tau must be a real number, got {type(tau).__name__}")
+    tau = float(tau)
+    if not math.isfinite(tau) or tau <= 0:
+        raise ValueError(f"tau must be a finite number > 0, got {tau}")
+    return tau
+
+
+def check_positive_int(v, name: str, minimum: int = 1) -> int:
+    """Return ``v`` as an int after checking it is an integer ``>= minimum``."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(v).__name__}")
+    if v < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {v}")
+    return int(v)
+
+
+def check_dim(d: int, K: int) -> None:
+    """Raise :class:`ValueError` unless ``d >= K - 1`` (a simplex ETF with K vectors exists in R^d)."""
+    if d < K - 1:
+        raise ValueError(f"d must be >= K - 1 for a simplex ETF to exist, got d={d}, K={K}")
+
+
+def check_labels(y, N: int, K: int | None = None, name: str = "y") -> torch.Tensor:
+    """Check integer labels of shape ``(N,)`` with values in ``[0, K)``."""
+    if not isinstance(y, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of int64 labels, got {type(y).__name__}")
+    if y.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
+        raise TypeError(f"{name} must have an integer dtype (int64), got {y.dtype}")
+    if y.ndim != 1 or y.shape[0] != N:
+        raise ValueError(f"{name} must have shape ({N},) to match the features, got {tuple(y.shape)}")
+    if N and K is not None and (int(y.min()) < 0 or int(y.max()) >= K):
+        raise ValueError(f"{name} must hold labels in [0, {K}), got range [{int(y.min())}, {int(y.max())}]")
+    return y.long()

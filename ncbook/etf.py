@@ -1,0 +1,75 @@
+r"""The simplex equiangular tight frame (ETF): the geometry neural collapse converges to.
+
+A simplex ETF is K unit vectors :math:`w_1, \dots, w_K \in \mathbb{R}^d` with
+:math:`w_j^\top w_k = -1/(K-1)` for :math:`j \ne k`; equivalently its Gram matrix is
+:math:`\frac{K}{K-1}(I_K - \frac1K \mathbf 1 \mathbf 1^\top)`. It exists iff :math:`d \ge K-1`.
+
+Introduced in: chapter 05 (the normalized UFM).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ._checks import check_dim, check_matrix, check_positive_int
+
+__all__ = ["etf_gram", "simplex_etf", "is_simplex_etf", "random_orthogonal"]
+
+
+def etf_gram(K: int, *, dtype: torch.dtype = torch.float64, device=None) -> torch.Tensor:
+    r"""Gram matrix of a unit simplex ETF, :math:`\frac{K}{K-1}(I - \frac1K\mathbf 1\mathbf 1^\top)`, shape ``(K, K)``."""
+    K = check_positive_int(K, "K", minimum=2)
+    eye = torch.eye(K, dtype=dtype, device=device)
+    return (K / (K - 1)) * (eye - 1.0 / K)
+
+
+def random_orthogonal(d: int, *, generator: torch.Generator | None = None, dtype=torch.float64,
+                      device=None) -> torch.Tensor:
+    """Haar-random orthogonal ``(d, d)`` matrix (QR of a Gaussian with the sign fix)."""
+    d = check_positive_int(d, "d")
+    g = torch.randn(d, d, generator=generator, dtype=dtype, device="cpu")
+    q, r = torch.linalg.qr(g)
+    q = q * torch.sign(torch.diagonal(r)).where(torch.diagonal(r) != 0, torch.ones(d, dtype=dtype))
+    return q.to(device)
+
+
+def simplex_etf(K: int, d: int, *, dtype: torch.dtype = torch.float64, generator: torch.Generator | None = None,
+                device=None) -> torch.Tensor:
+    r"""A simplex ETF as the rows of a ``(K, d)`` matrix.
+
+    The centred standard basis :math:`e_k - \frac1K\mathbf 1` spans a (K-1)-dimensional subspace
+    of :math:`\mathbb{R}^K`; an orthonormal basis of it (from a QR) gives K-1 coordinates, which we
+    pad with zeros to ``d`` and normalize. With ``generator`` the frame is rotated by a
+    Haar-random orthogonal matrix, so it is a uniformly random simplex ETF.
+
+    Parameters
+    ----------
+    K : int, ``K >= 2``, number of vectors (classes)
+    d : int, ``d >= K - 1``, ambient dimension
+
+    Returns
+    -------
+    Tensor, shape ``(K, d)``, unit rows with pairwise inner products :math:`-1/(K-1)`.
+    """
+    K = check_positive_int(K, "K", minimum=2)
+    d = check_positive_int(d, "d")
+    check_dim(d, K)
+    centred = torch.eye(K, dtype=torch.float64) - 1.0 / K  # (K, K), rank K-1
+    q, _ = torch.linalg.qr(centred[:, : K - 1])  # orthonormal basis of 1-perp, (K, K-1)
+    coords = centred @ q  # (K, K-1): coordinates of the centred basis vectors
+    M = torch.zeros(K, d, dtype=torch.float64)
+    M[:, : K - 1] = coords
+    M = M / torch.linalg.vector_norm(M, dim=1, keepdim=True)
+    if generator is not None:
+        M = M @ random_orthogonal(d, generator=generator, dtype=torch.float64).T
+    return M.to(dtype=dtype, device=device)
+
+
+def is_simplex_etf(W: torch.Tensor, atol: float = 1e-6) -> bool:
+    """Return True if the rows of ``W`` (shape ``(K, d)``) are unit vectors forming a simplex ETF."""
+    W = check_matrix(W, "W", min_ndim=2, max_ndim=2)
+    K = W.shape[0]
+    if K < 2:
+        return False
+    G = W @ W.T
+    return bool((G - etf_gram(K, dtype=W.dtype, device=W.device)).abs().max() <= atol)

@@ -1,0 +1,226 @@
+r"""The unit sphere :math:`\mathbb{S}^{d-1}` and products of spheres, acting on the last axis.
+
+A tensor of shape ``(..., d)`` is a point on a product of spheres, one sphere per row; an
+``(m, d)`` matrix with unit rows is a point of the oblique manifold
+:math:`\mathrm{OB}(d, m) \cong (\mathbb{S}^{d-1})^m`. This is geoopt's convention
+(``geoopt.Sphere`` has ``ndim = 1``) and that of ``nn.Linear.weight``; the paper stores points
+as columns instead (see the notation appendix).
+
+Every function works row by row, so a batched call equals a loop over rows.
+
+Introduced in: chapter 02 (optimization on the sphere).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ._checks import as_tensor, check_finite, check_matrix, check_same_shape, check_unit_rows
+
+__all__ = [
+    "inner",
+    "normalize",
+    "is_on_sphere",
+    "project",
+    "retract",
+    "exp_map",
+    "log_map",
+    "dist",
+    "random_point",
+    "random_tangent",
+    "egrad_to_rgrad",
+    "ehess_to_rhess",
+]
+
+_EPS = {torch.float32: 1e-7, torch.float64: 1e-15}
+
+
+def _point(x, name="x"):
+    x = check_matrix(x, name, min_ndim=1)
+    return check_unit_rows(x, name)
+
+
+def _vector(u, x, name="u"):
+    u = as_tensor(u, name)
+    check_finite(u, name)
+    check_same_shape(x, u, "x", name)
+    return u
+
+
+def inner(x: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    r"""Riemannian metric :math:`\langle u, v\rangle` summed over all rows (the product metric).
+
+    Parameters
+    ----------
+    x, u, v : Tensor, shape ``(..., d)``
+        A point and two tangent vectors at it.
+
+    Returns
+    -------
+    Tensor, shape ``()``
+        :math:`\sum_{\text{rows}} u_j^\top v_j`. geoopt: ``Sphere.inner`` (per row, not summed).
+    """
+    x = _point(x)
+    u, v = _vector(u, x, "u"), _vector(v, x, "v")
+    return (u * v).sum()
+
+
+def normalize(x: torch.Tensor) -> torch.Tensor:
+    r"""Scale every row of ``x`` to unit norm: :math:`x / \lVert x \rVert`.
+
+    Rows of zero norm have no direction and raise :class:`ValueError`. geoopt: ``Sphere.projx``.
+    """
+    x = check_matrix(x, "x", min_ndim=1)
+    n = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
+    if bool((n <= _EPS.get(x.dtype, 1e-7)).any()):
+        raise ValueError("x has a row of (near) zero norm, which cannot be normalized onto the sphere")
+    return x / n
+
+
+def is_on_sphere(x: torch.Tensor, atol: float | None = None) -> bool:
+    """Return True if every row of ``x`` has unit norm within ``atol`` (dtype default)."""
+    try:
+        _point(x) if atol is None else check_unit_rows(check_matrix(x, "x", min_ndim=1), "x", atol)
+    except ValueError:
+        return False
+    return True
+
+
+def project(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    r"""Orthogonal projection onto the tangent space, row by row.
+
+    .. math:: P_x(u) = u - (x^\top u)\, x, \qquad T_x\mathbb{S}^{d-1} = \{v : x^\top v = 0\}.
+
+    Parameters
+    ----------
+    x : Tensor, shape ``(..., d)``, unit rows
+    u : Tensor, shape ``(..., d)``, any ambient vector
+
+    Returns
+    -------
+    Tensor, shape ``(..., d)``; geoopt: ``Sphere.proju``.
+    """
+    x = _point(x)
+    u = _vector(u, x)
+    return u - (x * u).sum(-1, keepdim=True) * x
+
+
+def egrad_to_rgrad(x: torch.Tensor, egrad: torch.Tensor) -> torch.Tensor:
+    r"""Riemannian gradient from the Euclidean one: :math:`\operatorname{grad} f(x) = P_x(\nabla f(x))`.
+
+    The sphere is a Riemannian submanifold of :math:`\mathbb{R}^d`, so the Riemannian gradient is
+    the tangent part of the Euclidean gradient. geoopt: ``Sphere.egrad2rgrad``.
+    """
+    return project(x, _vector(egrad, _point(x), "egrad"))
+
+
+def ehess_to_rhess(x: torch.Tensor, egrad: torch.Tensor, ehess_u: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    r"""Riemannian Hessian-vector product from Euclidean derivatives, row by row.
+
+    .. math:: \operatorname{Hess} f(x)[u] = P_x\big(\nabla^2 f(x)[u]\big) - (x^\top \nabla f(x))\, u .
+
+    The second term is the curvature (Weingarten) correction: it is what makes the Hessian of
+    :math:`x^\top A x` on the sphere differ from :math:`2A`.
+
+    Parameters
+    ----------
+    x : Tensor ``(..., d)``, unit rows
+    egrad : Tensor ``(..., d)``, the Euclidean gradient :math:`\nabla f(x)`
+    ehess_u : Tensor ``(..., d)``, the Euclidean Hessian-vector product :math:`\nabla^2 f(x)[u]`
+    u : Tensor ``(..., d)``, a tangent vector at ``x``
+
+    Returns
+    -------
+    Tensor ``(..., d)``, tangent at ``x``. geoopt has no public equivalent; pymanopt:
+    ``Oblique.euclidean_to_riemannian_hessian``.
+    """
+    x = _point(x)
+    egrad = _vector(egrad, x, "egrad")
+    ehess_u = _vector(ehess_u, x, "ehess_u")
+    u = _vector(u, x, "u")
+    return project(x, ehess_u) - (x * egrad).sum(-1, keepdim=True) * u
+
+
+def retract(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    r"""Metric-projection retraction :math:`R_x(u) = (x + u) / \lVert x + u \rVert`, row by row.
+
+    It agrees with the exponential map to second order (a second-order retraction).
+    geoopt: ``Sphere.retr``.
+    """
+    x = _point(x)
+    u = _vector(u, x)
+    y = x + u
+    return y / torch.linalg.vector_norm(y, dim=-1, keepdim=True).clamp_min(_EPS.get(x.dtype, 1e-7))
+
+
+def exp_map(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    r"""Exponential map: follow the great circle from ``x`` in direction ``u`` for length ``|u|``.
+
+    .. math:: \operatorname{Exp}_x(u) = \cos(\lVert u\rVert)\, x + \sin(\lVert u\rVert)\, u / \lVert u\rVert .
+
+    geoopt: ``Sphere.expmap``.
+    """
+    x = _point(x)
+    u = _vector(u, x)
+    n = torch.linalg.vector_norm(u, dim=-1, keepdim=True)
+    # sin(n)/n -> 1 as n -> 0; torch.sinc(t) = sin(pi t)/(pi t) handles the limit without a branch.
+    y = torch.cos(n) * x + torch.sinc(n / torch.pi) * u
+    return y / torch.linalg.vector_norm(y, dim=-1, keepdim=True)
+
+
+def log_map(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    r"""Logarithm map, the inverse of :func:`exp_map` for ``dist(x, y) < pi``.
+
+    .. math:: \operatorname{Log}_x(y) = \theta\, \frac{P_x(y - x)}{\lVert P_x(y - x)\rVert},
+              \quad \theta = \arccos(x^\top y).
+
+    geoopt: ``Sphere.logmap``.
+    """
+    x = _point(x)
+    y = _point(_vector(y, x, "y"), "y")
+    v = y - (x * y).sum(-1, keepdim=True) * x
+    theta = dist_rows(x, y).unsqueeze(-1)
+    nv = torch.linalg.vector_norm(v, dim=-1, keepdim=True)
+    # theta / |v| -> 1 as y -> x (|v| = sin theta); guard the 0/0.
+    scale = torch.where(nv > _EPS.get(x.dtype, 1e-7), theta / nv.clamp_min(1e-300), torch.ones_like(nv))
+    return scale * v
+
+
+def dist_rows(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Geodesic distance per row, shape ``(...)``; numerically stable via ``atan2``."""
+    cross = torch.linalg.vector_norm(y - (x * y).sum(-1, keepdim=True) * x, dim=-1)
+    return torch.atan2(cross, (x * y).sum(-1))
+
+
+def dist(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    r"""Geodesic distance on the product of spheres.
+
+    .. math:: d(x, y) = \Big(\sum_{\text{rows } j} \arccos(x_j^\top y_j)^2\Big)^{1/2}.
+
+    For a single row this is the great-circle angle. geoopt: ``Sphere.dist`` (per row).
+    """
+    x = _point(x)
+    y = _point(_vector(y, x, "y"), "y")
+    return torch.linalg.vector_norm(dist_rows(x, y).reshape(-1))
+
+
+def random_point(*shape: int, generator: torch.Generator | None = None, dtype: torch.dtype | None = None,
+                 device=None) -> torch.Tensor:
+    """Uniformly random point on the product of spheres: Gaussian rows, normalized.
+
+    ``random_point(K, d)`` gives a ``(K, d)`` matrix of unit rows. geoopt: ``Sphere.random_uniform``.
+    """
+    if not shape or any(not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in shape):
+        raise ValueError(f"shape must be positive integers such as random_point(K, d), got {shape}")
+    if shape[-1] < 2:
+        raise ValueError(f"the last dimension (d) must be >= 2 for a sphere with a tangent space, got {shape[-1]}")
+    g = torch.randn(*shape, generator=generator, dtype=dtype or torch.get_default_dtype(), device=device)
+    return g / torch.linalg.vector_norm(g, dim=-1, keepdim=True)
+
+
+def random_tangent(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A random tangent vector at ``x`` with unit total (Frobenius) norm."""
+    x = _point(x)
+    g = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    v = project(x, g)
+    return v / torch.linalg.vector_norm(v)
