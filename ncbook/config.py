@@ -66,7 +66,7 @@ def default_device(device: str | torch.device | None = None) -> torch.device:
 def seed_everything(seed: int = 0) -> torch.Generator:
     """Seed Python, NumPy and torch; return a CPU :class:`torch.Generator` seeded with ``seed``."""
     random.seed(seed)
-    np.random.seed(seed % 2**32)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 -- seeding the legacy global RNG is the point here
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
 

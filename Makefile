@@ -1,0 +1,39 @@
+# Two entry points (see README): `make book` sets up and builds the book; `make test` runs every test.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed-$(shell cat requirements-dev.txt pyproject.toml | cksum | cut -d' ' -f1)
+ASSETS  := _assets/.fetched-v1
+export NCBOOK_FAST ?= 1
+export MPLBACKEND := Agg
+
+.PHONY: book test setup notebooks lint clean
+
+book: setup
+	$(BIN)/jupyter-book build . -W -n --keep-going
+	@echo "Book built: open _build/html/index.html"
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+setup: $(STAMP) $(ASSETS)
+
+$(STAMP): requirements-dev.txt pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements-dev.txt
+	rm -f $(VENV)/.installed-* && touch $@
+
+$(ASSETS): scripts/fetch_assets.sh
+	bash scripts/fetch_assets.sh
+
+# Regenerate each chapter's .ipynb twin (no outputs) from its MyST .md source.
+notebooks: setup
+	$(BIN)/python scripts/sync_notebooks.py
+
+lint: setup
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf _build

@@ -1,0 +1,180 @@
+"""House style and the figures the chapters share.
+
+Every function draws on a matplotlib ``Axes`` it is given (or makes one) and returns it, so a
+chapter can compose figures; nothing here computes results, it only draws what it is handed.
+
+Introduced in: chapter 02 (optimization on the sphere).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+import numpy as np
+
+__all__ = [
+    "use_style",
+    "class_colors",
+    "new_axes",
+    "plot_curves",
+    "plot_nc_history",
+    "plot_taylor",
+    "plot_spectrum",
+    "plot_gram",
+    "draw_sphere",
+    "plot_circle_configuration",
+]
+
+STYLE = {
+    "figure.dpi": 110,
+    "savefig.dpi": 110,
+    "figure.figsize": (6.4, 4.0),
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "font.size": 10,
+    "legend.frameon": False,
+}
+
+
+def use_style() -> None:
+    """Apply the course's matplotlib style (light grid, no top/right spines, readable sizes)."""
+    mpl.rcParams.update(STYLE)
+
+
+def _np(x):
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def class_colors(K: int):
+    """``K`` distinguishable colours (tab10, then a sampled colormap beyond 10 classes)."""
+    if K <= 10:
+        return [plt.get_cmap("tab10")(k) for k in range(K)]
+    return [plt.get_cmap("turbo")(t) for t in np.linspace(0.05, 0.95, K)]
+
+
+def new_axes(ax=None, **subplot_kw):
+    """Return ``ax`` or a fresh ``Axes`` in a new figure."""
+    if ax is not None:
+        return ax
+    _, ax = plt.subplots(subplot_kw=subplot_kw or None)
+    return ax
+
+
+def plot_curves(curves: Mapping[str, Sequence[float]], *, x=None, ax=None, logy: bool = True, xlabel="iteration",
+                ylabel="", title=None):
+    """Plot named curves (e.g. ``{"rgd": gap_history}``), on a log y-axis by default.
+
+    Non-positive values are dropped on a log axis (a gap of exactly 0 has no logarithm).
+    """
+    ax = new_axes(ax)
+    for name, values in curves.items():
+        v = _np(values).astype(float)
+        t = np.arange(len(v)) if x is None else _np(x)[: len(v)]
+        keep = v > 0 if logy else np.isfinite(v)
+        ax.plot(t[keep], v[keep], label=name)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    if len(curves) > 1:
+        ax.legend()
+    return ax
+
+
+def plot_nc_history(histories: Mapping[str, Mapping[str, Sequence[float]]], *, keys=("nc1", "nc2", "nc3"),
+                    x_key="epoch", axes=None, logy=True):
+    """One panel per metric, one line per run: ``histories = {"normalized": {"epoch": [...], "nc1": [...]}, ...}``."""
+    if axes is None:
+        _, axes = plt.subplots(1, len(keys), figsize=(4.0 * len(keys), 3.4), constrained_layout=True)
+    axes = np.atleast_1d(axes)
+    for ax, key in zip(axes, keys):
+        for name, h in histories.items():
+            if key in h:
+                plot_curves({name: h[key]}, x=h.get(x_key), ax=ax, logy=logy, xlabel=x_key, ylabel=key.upper())
+        ax.set_title(key.upper())
+        ax.legend()
+    return axes
+
+
+def plot_taylor(steps, remainders, *, slope=None, expected=None, ax=None, label="remainder"):
+    """Log-log plot of a Taylor remainder against the step size, with the fitted and expected slopes.
+
+    Parameters
+    ----------
+    steps, remainders : array-like, shape ``(m,)``
+    slope : float, optional, the fitted slope (shown in the legend)
+    expected : float, optional, draws a reference line of this slope through the middle point
+    """
+    ax = new_axes(ax)
+    t, r = _np(steps).astype(float), _np(remainders).astype(float)
+    keep = r > 0
+    ax.loglog(t[keep], r[keep], "o-", label=label if slope is None else f"{label} (slope {slope:.2f})")
+    if expected is not None and keep.any():
+        i = np.flatnonzero(keep)[len(np.flatnonzero(keep)) // 2]
+        ax.loglog(t, r[i] * (t / t[i]) ** expected, "k--", lw=1, label=f"slope {expected:g}")
+    ax.set_xlabel("step size t")
+    ax.set_ylabel("|remainder|")
+    ax.legend()
+    return ax
+
+
+def plot_spectrum(eigenvalues, *, ax=None, title=None, tol=1e-9):
+    """Stem plot of sorted Hessian eigenvalues, negative ones in red, (numerically) zero ones in grey."""
+    ax = new_axes(ax)
+    ev = np.sort(_np(eigenvalues).astype(float))
+    colors = np.where(ev < -tol, "tab:red", np.where(ev > tol, "tab:blue", "0.5"))
+    ax.scatter(np.arange(len(ev)), ev, c=colors, s=12)
+    ax.axhline(0.0, color="k", lw=0.8)
+    ax.set_xlabel("index")
+    ax.set_ylabel("eigenvalue")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_gram(G, *, ax=None, title=None, vmin=-1.0, vmax=1.0):
+    """Heat map of a Gram (cosine) matrix on a symmetric colour scale."""
+    ax = new_axes(ax)
+    im = ax.imshow(_np(G), cmap="RdBu_r", vmin=vmin, vmax=vmax)
+    ax.grid(False)
+    ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def draw_sphere(ax, *, alpha=0.12, color="0.6"):
+    """Draw a translucent unit sphere on a 3-D ``Axes`` and fix an equal aspect."""
+    u, v = np.mgrid[0 : 2 * np.pi : 40j, 0 : np.pi : 20j]
+    ax.plot_surface(np.cos(u) * np.sin(v), np.sin(u) * np.sin(v), np.cos(v), color=color, alpha=alpha, linewidth=0)
+    ax.set_box_aspect((1, 1, 1))
+    for setter in (ax.set_xlim, ax.set_ylim, ax.set_zlim):
+        setter(-1.05, 1.05)
+    return ax
+
+
+def plot_circle_configuration(W, H, y, *, ax=None, title=None):
+    """2-D picture of classifiers (large circles) and features (small triangles), coloured by class.
+
+    ``W`` is ``(K, 2)``, ``H`` is ``(N, 2)``; the unit circle is drawn for reference.
+    """
+    ax = new_axes(ax)
+    W, H, y = _np(W), _np(H), _np(y)
+    colors = class_colors(W.shape[0])
+    t = np.linspace(0, 2 * np.pi, 200)
+    ax.plot(np.cos(t), np.sin(t), color="0.7", lw=0.8)
+    for k, c in enumerate(colors):
+        ax.scatter(*H[y == k].T, marker="^", s=14, color=c, alpha=0.7)
+        ax.scatter(*W[k], marker="o", s=120, color=c, edgecolor="k", zorder=3)
+    ax.set_aspect("equal")
+    if title:
+        ax.set_title(title)
+    return ax

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Vendor the browser assets the offline book needs (MathJax 3, the ipywidgets HTML manager, RequireJS)
+# from the npm registry into _assets/, which Sphinx copies to _build/html/_static/.
+# Without them the HTML loads MathJax and widgets from CDNs and shows raw TeX offline.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dest=_assets
+stamp="$dest/.fetched-v1"
+[[ -f $stamp ]] && exit 0
+command -v npm >/dev/null || { echo "fetch_assets: npm is required (apt-get install npm, or Node.js from nodejs.org)" >&2; exit 1; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+(cd "$work" && npm pack --silent mathjax@3.2.2 @jupyter-widgets/html-manager@1.0.6 requirejs@2.3.4 >/dev/null)
+rm -rf "$dest" && mkdir -p "$dest/mathjax/es5/output/chtml/fonts" "$dest/mathjax/es5/input/tex"
+for t in "$work"/*.tgz; do mkdir -p "$work/x" && tar -xzf "$t" -C "$work/x" && mv "$work/x/package" "$work/$(basename "$t" .tgz)" && rm -rf "$work/x"; done
+mj="$work/mathjax-3.2.2/es5"
+cp "$mj/tex-mml-chtml.js" "$dest/mathjax/es5/"
+cp -r "$mj/output/chtml/fonts/woff-v2" "$dest/mathjax/es5/output/chtml/fonts/"
+cp -r "$mj/input/tex/extensions" "$dest/mathjax/es5/input/tex/"
+cp -r "$mj/ui" "$mj/a11y" "$dest/mathjax/es5/"
+cp "$work/jupyter-widgets-html-manager-1.0.6/dist/embed-amd.js" "$dest/embed-amd.js"
+cp "$work/requirejs-2.3.4/require.js" "$dest/require.js"
+touch "$stamp"
+echo "fetch_assets: vendored $(du -sh "$dest" | cut -f1) into $dest/"
