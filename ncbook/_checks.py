@@ -22,6 +22,8 @@ __all__ = [
     "check_unit_rows",
     "check_matrix",
     "check_same_shape",
+    "check_compatible",
+    "check_float_dtype",
 ]
 
 #: Tolerance on ``| ||x|| - 1 |`` for "this row is on the sphere", per dtype.
@@ -63,11 +65,28 @@ def check_same_shape(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str)
         )
 
 
+def check_compatible(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -> None:
+    """Raise :class:`TypeError` unless ``a`` and ``b`` share dtype and device."""
+    if a.dtype != b.dtype or a.device != b.device:
+        raise TypeError(
+            f"{name_a} and {name_b} must share dtype and device, got {a.dtype}/{a.device} and {b.dtype}/{b.device}"
+        )
+
+
+def check_float_dtype(dtype, name: str = "dtype") -> torch.dtype:
+    """Return ``dtype`` after checking it is a floating torch dtype (``None`` is not accepted)."""
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"{name} must be a floating torch dtype such as torch.float64, got {dtype!r}")
+    return dtype
+
+
 def check_unit_rows(x: torch.Tensor, name: str, tol: float | None = None) -> torch.Tensor:
     """Raise :class:`ValueError` unless every row (last axis) of ``x`` has unit Euclidean norm."""
     tol = UNIT_TOL.get(x.dtype, 1e-4) if tol is None else tol
+    if x.numel() == 0:
+        raise ValueError(f"{name} must be nonempty, got shape {tuple(x.shape)}")
     err = (torch.linalg.vector_norm(x, dim=-1) - 1).abs().max().item()
-    if err > tol:
+    if not err <= tol:  # also catches NaN, which compares False
         raise ValueError(
             f"{name} must have unit-norm rows (points on the sphere); largest | ||row|| - 1 | is {err:.3g}. "
             "Use ncbook.sphere.normalize first."
@@ -77,11 +96,10 @@ def check_unit_rows(x: torch.Tensor, name: str, tol: float | None = None) -> tor
 
 def check_tau(tau) -> float:
     """Return ``tau`` as a float after checking that it is a finite real number > 0."""
+    if isinstance(tau, torch.Tensor) and tau.numel() == 1 and not tau.is_complex() and tau.dtype != torch.bool:
+        tau = tau.item()
     if isinstance(tau, bool) or not isinstance(tau, numbers.Real):
-        if isinstance(tau, torch.Tensor) and tau.numel() == 1:
-            tau = tau.item()
-        else:
-            raise TypeError(f"tau must be a real number, got {type(tau).__name__}")
+        raise TypeError(f"tau must be a real number, got {type(tau).__name__}")
     tau = float(tau)
     if not math.isfinite(tau) or tau <= 0:
         raise ValueError(f"tau must be a finite number > 0, got {tau}")

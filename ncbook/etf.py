@@ -11,14 +11,20 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import check_dim, check_matrix, check_positive_int
+from ._checks import check_dim, check_float_dtype, check_matrix, check_positive_int
 
 __all__ = ["etf_gram", "simplex_etf", "is_simplex_etf", "random_orthogonal"]
 
 
 def etf_gram(K: int, *, dtype: torch.dtype = torch.float64, device=None) -> torch.Tensor:
-    r"""Gram matrix of a unit simplex ETF, :math:`\frac{K}{K-1}(I - \frac1K\mathbf 1\mathbf 1^\top)`, shape ``(K, K)``."""
+    r"""Gram matrix of a unit simplex ETF, shape ``(K, K)``.
+
+    .. math:: W W^\top = \frac{K}{K-1}\Big(I_K - \frac1K\mathbf 1\mathbf 1^\top\Big)
+
+    (ones on the diagonal, :math:`-1/(K-1)` off it; Frobenius norm :math:`K/\sqrt{K-1}`).
+    """
     K = check_positive_int(K, "K", minimum=2)
+    check_float_dtype(dtype)
     eye = torch.eye(K, dtype=dtype, device=device)
     return (K / (K - 1)) * (eye - 1.0 / K)
 
@@ -27,6 +33,7 @@ def random_orthogonal(d: int, *, generator: torch.Generator | None = None, dtype
                       device=None) -> torch.Tensor:
     """Haar-random orthogonal ``(d, d)`` matrix (QR of a Gaussian with the sign fix)."""
     d = check_positive_int(d, "d")
+    check_float_dtype(dtype)
     g = torch.randn(d, d, generator=generator, dtype=dtype, device="cpu")
     q, r = torch.linalg.qr(g)
     q = q * torch.sign(torch.diagonal(r)).where(torch.diagonal(r) != 0, torch.ones(d, dtype=dtype))
@@ -54,6 +61,7 @@ def simplex_etf(K: int, d: int, *, dtype: torch.dtype = torch.float64, generator
     K = check_positive_int(K, "K", minimum=2)
     d = check_positive_int(d, "d")
     check_dim(d, K)
+    check_float_dtype(dtype)
     centred = torch.eye(K, dtype=torch.float64) - 1.0 / K  # (K, K), rank K-1
     q, _ = torch.linalg.qr(centred[:, : K - 1])  # orthonormal basis of 1-perp, (K, K-1)
     coords = centred @ q  # (K, K-1): coordinates of the centred basis vectors

@@ -15,7 +15,15 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import as_tensor, check_finite, check_matrix, check_same_shape, check_unit_rows
+from ._checks import (
+    as_tensor,
+    check_compatible,
+    check_finite,
+    check_float_dtype,
+    check_matrix,
+    check_same_shape,
+    check_unit_rows,
+)
 
 __all__ = [
     "inner",
@@ -42,8 +50,9 @@ def _point(x, name="x"):
 
 def _vector(u, x, name="u"):
     u = as_tensor(u, name)
-    check_finite(u, name)
     check_same_shape(x, u, "x", name)
+    check_compatible(x, u, "x", name)
+    check_finite(u, name)
     return u
 
 
@@ -150,7 +159,11 @@ def retract(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     x = _point(x)
     u = _vector(u, x)
     y = x + u
-    return y / torch.linalg.vector_norm(y, dim=-1, keepdim=True).clamp_min(_EPS.get(x.dtype, 1e-7))
+    n = torch.linalg.vector_norm(y, dim=-1, keepdim=True)
+    # For a tangent u, ||x + u||^2 = 1 + ||u||^2 >= 1; a zero row means u = -x, which is not tangent.
+    if bool((n <= _EPS.get(x.dtype, 1e-7)).any()):
+        raise ValueError("x + u has a zero row, so it cannot be retracted; u must be a tangent vector at x")
+    return y / n
 
 
 def exp_map(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
@@ -181,8 +194,10 @@ def log_map(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     v = y - (x * y).sum(-1, keepdim=True) * x
     theta = dist_rows(x, y).unsqueeze(-1)
     nv = torch.linalg.vector_norm(v, dim=-1, keepdim=True)
-    # theta / |v| -> 1 as y -> x (|v| = sin theta); guard the 0/0.
-    scale = torch.where(nv > _EPS.get(x.dtype, 1e-7), theta / nv.clamp_min(1e-300), torch.ones_like(nv))
+    # theta / |v| -> 1 as y -> x (|v| = sin theta); guard the 0/0 in both branches of the where,
+    # so that autograd through log_map stays finite too.
+    eps = _EPS.get(x.dtype, 1e-7)
+    scale = torch.where(nv > eps, theta / nv.clamp_min(eps), torch.ones_like(nv))
     return scale * v
 
 
@@ -210,17 +225,26 @@ def random_point(*shape: int, generator: torch.Generator | None = None, dtype: t
 
     ``random_point(K, d)`` gives a ``(K, d)`` matrix of unit rows. geoopt: ``Sphere.random_uniform``.
     """
-    if not shape or any(not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in shape):
+    if not shape or any(not isinstance(s, int) or isinstance(s, bool) for s in shape):
+        raise TypeError(f"shape must be positive integers such as random_point(K, d), got {shape}")
+    if any(s < 1 for s in shape):
         raise ValueError(f"shape must be positive integers such as random_point(K, d), got {shape}")
+    dtype = torch.get_default_dtype() if dtype is None else check_float_dtype(dtype)
     if shape[-1] < 2:
         raise ValueError(f"the last dimension (d) must be >= 2 for a sphere with a tangent space, got {shape[-1]}")
-    g = torch.randn(*shape, generator=generator, dtype=dtype or torch.get_default_dtype(), device=device)
+    g = torch.randn(*shape, generator=generator, dtype=dtype, device=device)
     return g / torch.linalg.vector_norm(g, dim=-1, keepdim=True)
 
 
 def random_tangent(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """A random tangent vector at ``x`` with unit total (Frobenius) norm."""
+    r"""A random tangent vector at ``x`` with unit total (Frobenius) norm.
+
+    Needs ``d >= 2`` (the tangent space of :math:`\mathbb{S}^0` is zero). geoopt: no direct
+    equivalent (``proju`` of a Gaussian, then a normalization).
+    """
     x = _point(x)
+    if x.shape[-1] < 2:
+        raise ValueError(f"x must have d >= 2 (last axis) to have nonzero tangent vectors, got shape {tuple(x.shape)}")
     g = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
     v = project(x, g)
     return v / torch.linalg.vector_norm(v)
