@@ -170,3 +170,25 @@ def test_search_finds_simplex(browser, site):
         assert page.locator("#search-results li").count() > 0
     finally:
         page.close()
+
+
+def test_a_failing_cell_fails_the_build_loudly(tmp_path):
+    """With our configuration a cell that raises stops the build and the log shows the traceback."""
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
+    cfg["sphinx"]["config"]["html_static_path"] = []
+    cfg["sphinx"]["config"].pop("mathjax_path")
+    cfg.pop("bibtex_bibfiles")
+    (tmp_path / "_config.yml").write_text(yaml.safe_dump(cfg))
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: broken\n")
+    (tmp_path / "broken.md").write_text(
+        "---\njupytext:\n  text_representation:\n    format_name: myst\nkernelspec:\n  name: python3\n"
+        "  display_name: Python 3\n---\n\n# Broken\n\n```{code-cell} ipython3\n"
+        "raise RuntimeError('this cell is meant to fail')\n```\n")
+    jb = Path(sys.executable).with_name("jupyter-book")
+    proc = subprocess.run([str(jb), "build", str(tmp_path), "-W", "-n", "--keep-going"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "this cell is meant to fail" in log and "RuntimeError" in log
