@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import pickle
 import random
@@ -160,13 +161,19 @@ def load_digits(*, flat: bool = False) -> Dataset:
     flat : bool
         ``False`` gives images ``(1797, 1, 8, 8)``; ``True`` gives vectors ``(1797, 64)``.
     """
+    X, y = _digits_tensors()
+    X = X / 16.0  # pixel values are 0..16; the division makes a fresh tensor
+    X = X if flat else X.reshape(-1, 1, 8, 8)
+    return Dataset(X, y.clone(), "digits", 10, info={"flat": bool(flat)})
+
+
+@functools.lru_cache(maxsize=1)
+def _digits_tensors():
+    # read the bundled CSV once per process (the sklearn loader takes ~0.1-1 s)
     from sklearn.datasets import load_digits as _sk_load_digits
 
     bunch = _sk_load_digits()
-    X = torch.as_tensor(bunch.data, dtype=torch.float32) / 16.0  # pixel values are 0..16
-    X = X if flat else X.reshape(-1, 1, 8, 8)
-    y = torch.as_tensor(bunch.target, dtype=torch.int64)
-    return Dataset(X, y, "digits", 10, info={"flat": bool(flat)})
+    return torch.as_tensor(bunch.data, dtype=torch.float32), torch.as_tensor(bunch.target, dtype=torch.int64)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,187 @@
+"""Tests of ncbook.train: learning, the regularized objective, metrics, run files, atomic checkpoints, resume."""
+
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ncbook import config, data, metrics, models, train
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # tiny models: one thread is fastest and avoids OpenMP spinning on a busy machine
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def splits():
+    train_set, test_set = data.load_splits("digits", flat=True, test_fraction=0.2, seed=0)
+    train_set = data.balanced_subset(train_set, 12)
+    test_set = data.balanced_subset(test_set, 5)
+    return data.standardize(train_set, test_set)
+
+
+def _model(ds, arm="normalized", seed=0, **kw):
+    config.seed_everything(seed)
+    kw.setdefault("hidden", (32, 32))
+    return models.build_model("mlp", num_classes=10, input_shape=ds.input_shape, arm=arm, **kw)
+
+
+FAST = {"epochs": 6, "eval_every": 2, "batch_size": 32, "lr_decay_period": 4, "progress": False}
+
+
+@pytest.mark.parametrize("arm", models.ARMS)
+def test_training_decreases_loss_and_keeps_classifier_on_sphere(splits, arm):
+    tr, te = splits
+    net = _model(tr, arm, tau=5.0)
+    hist = train.train(net, tr, test_set=te, **FAST)
+    assert hist["epoch"] == [0, 2, 4, 6] and hist.completed
+    assert hist["loss"][-1] < 0.7 * hist["loss"][0]
+    assert hist["acc"][-1] > 0.8
+    assert hist["nc1"][-1] < hist["nc1"][0]
+    assert all(math.isfinite(v) for v in hist["test_nc1"])
+    assert hist["lr"] == pytest.approx([0.05, 0.05, 0.05, 0.005])  # StepLR: x0.1 from epoch 5 on
+    norms = net.classifier_weight.detach().norm(dim=1)
+    if arm == "normalized":
+        assert torch.allclose(norms, torch.ones(10), atol=1e-5)
+    else:
+        assert not torch.allclose(norms, torch.ones(10), atol=1e-2)  # left free (unlike the paper's code)
+
+
+def test_regularized_objective_is_ce_plus_mean_penalties(splits):
+    tr, _ = splits
+    net = _model(tr, "regularized")
+    cfg = train.TrainConfig(weight_decay=0.3, progress=False)
+    trainer = train.Trainer(net, tr, cfg)
+    x, y = tr.X[:16], tr.y[:16]
+    logits, feats = net(x)
+    got = trainer._objective(logits, feats, y, n_global=16)
+    W = net.classifier_weight
+    want = F.cross_entropy(logits, y) + 0.15 * W.pow(2).sum() + 0.15 * feats.pow(2).sum(1).mean()
+    assert torch.allclose(got, want, rtol=1e-6)
+    # the normalized arm has no penalty
+    netn = _model(tr, "normalized")
+    tn = train.Trainer(netn, tr, cfg)
+    ln, fn = netn(x)
+    assert torch.allclose(tn._objective(ln, fn, y, 16), F.cross_entropy(ln, y), rtol=1e-6)
+
+
+def test_evaluate_matches_one_shot_metrics(splits):
+    tr, _ = splits
+    net = _model(tr, "normalized", tau=2.0)
+    got = train.evaluate(net, tr, batch_size=7)  # many uneven batches
+    net.eval()
+    with torch.no_grad():
+        logits, H = net(tr.X)
+    W = net.classifier_weight.detach()
+    want = metrics.collapse_report(W.double(), H.double(), tr.y)
+    for key in ("nc1", "nc2", "nc2_means", "nc3", "nc3_centered"):
+        assert got[key] == pytest.approx(want[key], rel=1e-5)  # float32 features: batching changes roundoff
+    assert got["loss"] == pytest.approx(F.cross_entropy(logits, tr.y).item(), rel=1e-5)
+    assert got["acc"] == pytest.approx((logits.argmax(1) == tr.y).float().mean().item())
+
+
+def test_run_directory_files(splits, tmp_path):
+    tr, te = splits
+    hist = train.train(_model(tr), tr, test_set=te, run_dir=tmp_path, meta={"note": "unit test"}, **FAST)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    assert cfg["train"]["epochs"] == 6 and cfg["arm"] == "normalized" and cfg["model"]["name"] == "mlp"
+    assert cfg["dataset"]["name"] == "digits" and cfg["dataset"]["N"] == len(tr) and cfg["meta"]["note"] == "unit test"
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["completed"] is True and [r["epoch"] for r in saved["records"]] == [0, 2, 4, 6]
+    for key in ("loss", "acc", "nc1", "nc2", "nc3", "test_loss", "test_acc", "test_nc1"):
+        assert [r[key] for r in saved["records"]] == hist[key]
+    assert train.read_metrics(tmp_path).records == hist.records
+    state = torch.load(tmp_path / train.CHECKPOINT_NAME, weights_only=True)
+    assert state["epoch"] == 6 and "classifier.weight" in state["model"]
+    assert type(state["model"]["classifier.weight"]) is torch.Tensor
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "ckpt.pt"
+    train.save_checkpoint(path, {"a": torch.ones(3), "n": 1})
+
+    def broken_save(obj, fh, *args, **kwargs):
+        fh.write(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        train.save_checkpoint(path, {"a": torch.zeros(3), "n": 2})
+    monkeypatch.undo()
+    state = train.load_checkpoint(path)
+    assert state["n"] == 1 and torch.equal(state["a"], torch.ones(3))  # the old file is intact
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]  # no temp file left behind
+    with pytest.raises(FileNotFoundError):
+        train.load_checkpoint(tmp_path / "nothing.pt")
+
+
+def _metrics_only(hist):
+    return [{k: r[k] for k in train.METRIC_KEYS if k in r} for r in hist.records]
+
+
+@pytest.mark.parametrize("arm", models.ARMS)
+def test_resume_after_stop_equals_uninterrupted_run(splits, tmp_path, arm):
+    tr, te = splits
+    full = train.train(_model(tr, arm), tr, test_set=te, **FAST)
+    part = train.train(_model(tr, arm), tr, test_set=te, run_dir=tmp_path, stop_after=3, **FAST)
+    assert not part.completed and part["epoch"] == [0, 2]
+    assert json.loads((tmp_path / "metrics.json").read_text())["completed"] is False
+    resumed = train.train(_model(tr, arm, seed=99), tr, test_set=te, run_dir=tmp_path, **FAST)  # other init: restored
+    assert resumed.completed
+    assert _metrics_only(resumed) == _metrics_only(full)  # exactly equal on the CPU
+
+
+def test_keyboard_interrupt_in_callback_then_resume(splits, tmp_path):
+    tr, _ = splits
+    full = train.train(_model(tr), tr, **FAST)
+
+    def interrupt(epoch, record, trainer):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train.train(_model(tr), tr, run_dir=tmp_path, callback=interrupt, checkpoint_every=5, **FAST)
+    assert train.load_checkpoint(tmp_path / train.CHECKPOINT_NAME)["epoch"] == 2
+    resumed = train.train(_model(tr), tr, run_dir=tmp_path, checkpoint_every=5, **FAST)
+    assert _metrics_only(resumed) == _metrics_only(full)
+
+
+def test_resume_with_other_config_raises(splits, tmp_path):
+    tr, _ = splits
+    train.train(_model(tr), tr, run_dir=tmp_path, stop_after=1, **FAST)
+    with pytest.raises(ValueError, match="different configuration.*train.lr"):
+        train.train(_model(tr), tr, run_dir=tmp_path, **{**FAST, "lr": 0.1})
+    fresh = train.train(_model(tr), tr, run_dir=tmp_path, resume=False, **{**FAST, "lr": 0.1, "epochs": 2})
+    assert fresh["epoch"] == [0, 2]
+
+
+def test_bad_inputs_raise(splits):
+    tr, _ = splits
+    with pytest.raises(ValueError, match="lr"):
+        train.TrainConfig(lr=-1.0)
+    with pytest.raises(ValueError, match="epochs"):
+        train.TrainConfig(epochs=2.5)
+    with pytest.raises(ValueError, match="momentum"):
+        train.TrainConfig(momentum=1.0)
+    with pytest.raises(ValueError, match="unknown TrainConfig fields"):
+        train.train(_model(tr), tr, epochs=1, learning_rate=0.1)
+    with pytest.raises(TypeError, match="NCNet"):
+        train.train(torch.nn.Linear(64, 10), tr, epochs=1)
+    with pytest.raises(TypeError, match="Dataset"):
+        train.train(_model(tr), (tr.X, tr.y), epochs=1)
+    with pytest.raises(ValueError, match="classes"):
+        three = models.build_model("mlp", num_classes=3, input_shape=tr.input_shape, hidden=(4,))
+        train.train(three, tr, epochs=1)
+    with pytest.raises(ValueError, match="expects"):
+        img = models.build_model("cnn", num_classes=10, input_shape=(1, 8, 8), width=2)
+        train.train(img, tr, epochs=1)
+    with pytest.raises(ValueError, match="stop_after"):
+        train.train(_model(tr), tr, epochs=1, stop_after=-1)
