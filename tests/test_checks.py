@@ -8,6 +8,8 @@ import torch
 
 from ncbook import _checks as C
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 
 def test_as_tensor_rejects_non_tensors_and_integer_dtypes():
     with pytest.raises(TypeError, match="W must be a torch.Tensor"):

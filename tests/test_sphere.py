@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 
 from ncbook import sphere
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 F64 = torch.float64
 FUZZ = settings(max_examples=25, deadline=None)
 SHAPES = [(1, 2), (3, 3), (5, 4), (2, 3, 6)]  # last axis is the sphere dimension; a leading batch axis too
