@@ -11,6 +11,8 @@ import torch
 
 from ncbook import data
 
+pytestmark = pytest.mark.usefixtures("single_thread")  # tiny tensors: one thread is fastest
+
 
 @pytest.fixture(scope="module")
 def digits():

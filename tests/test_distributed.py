@@ -18,6 +18,8 @@ from ncbook import config, data, models, train
 WORLD = 2
 SETTINGS = {"epochs": 2, "eval_every": 1, "batch_size": 36, "lr": 0.1, "progress": False, "weight_decay": 1e-3}
 
+pytestmark = pytest.mark.usefixtures("single_thread")  # tiny tensors: one thread is fastest
+
 
 def _splits():
     # Gaussian class clusters (no dataset import: each spawned process stays light)
@@ -65,13 +67,6 @@ def _worker(rank, init_file, out_file):
     finally:
         dist.destroy_process_group()
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs torch.distributed gloo")

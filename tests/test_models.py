@@ -15,6 +15,8 @@ CASES = [
     ("resnet18vw", (3, 32, 32), {"width": 2}, 16),
 ]
 
+pytestmark = pytest.mark.usefixtures("single_thread")  # tiny tensors: one thread is fastest
+
 
 @pytest.mark.parametrize("arm", models.ARMS)
 @pytest.mark.parametrize("name,shape,kw,d", CASES)

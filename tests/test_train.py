@@ -9,14 +9,8 @@ import torch.nn.functional as F
 
 from ncbook import config, data, metrics, models, train
 
+pytestmark = pytest.mark.usefixtures("single_thread")  # tiny tensors: one thread is fastest
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny models: one thread is fastest and avoids OpenMP spinning on a busy machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,124 @@
+"""Tests of ncbook.experiments: settings, FAST-mode studies, results, the CLI, fallbacks and errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from ncbook import experiments
+
+pytestmark = pytest.mark.usefixtures("single_thread")  # tiny tensors: one thread is fastest
+
+
+
+def test_paper_settings_follow_the_paper():
+    s = experiments.settings("fast-collapse", "paper", fast=False)
+    assert (s["dataset"], s["n_per_class"], s["model"]) == ("cifar100", 30, "resnet18")
+    assert [r["arm"] for r in s["runs"]] == ["normalized", "regularized"] and s["runs"][0]["tau"] == 1.0
+    t = s["train"]
+    assert (t["epochs"], t["lr"], t["momentum"], t["lr_decay"], t["lr_decay_period"], t["batch_size"]) == (
+        100, 0.05, 0.9, 0.1, 40, 128)
+    assert t["weight_decay"] == 1e-4 and t["eval_every"] == 5
+    temp = experiments.settings("temperature", "paper", fast=False)
+    assert [r["tau"] for r in temp["runs"]] == [0.001, 0.01, 0.1, 0.5, 1.0, 5.0, 10.0, 100.0]
+    assert temp["train"]["epochs"] == 200 and temp["dataset"] == "cifar10"
+    w = experiments.settings("width", "paper", fast=False)
+    assert [r["width"] for r in w["runs"]] == [4, 8, 16, 32, 64]
+    assert (w["model"], w["n_per_class"], w["random_labels"]) == ("resnet18vw", 200, "train")
+    assert experiments.settings("generalization", "paper", fast=False)["test_metrics"] is True
+
+
+def test_fast_settings_are_small():
+    for name in experiments.EXPERIMENTS:
+        for preset in experiments.PRESETS:
+            s = experiments.settings(name, preset, fast=True)
+            assert s["train"]["epochs"] <= 4 and s["n_per_class"] <= 8 and s["fast"] is True
+            assert s["model"] in ("mlp", "resnet18vw")
+
+
+def test_fast_collapse_result(monkeypatch):
+    monkeypatch.setenv("NCBOOK_FAST", "1")
+    res = experiments.fast_collapse(progress=False)
+    assert res.dataset == res.requested_dataset == "digits" and res.preset == "offline"
+    assert res.labels == ["normalized", "regularized"]
+    for cols in res.runs.values():
+        assert cols["epoch"] == [0, 2, 4]
+        assert cols["loss"][-1] < cols["loss"][0]
+    cmp = res.compare("nc1")
+    assert cmp["epochs"] == [2, 4] and cmp["n"] == 2 and 0 <= cmp["a_below_b"] <= 2
+    assert cmp["final"] == (res.runs["normalized"]["nc1"][-1], res.runs["regularized"]["nc1"][-1])
+    assert set(res.final("acc")) == {"normalized", "regularized"}
+    assert "normalized" in res.table() and "nc1" in res.table()
+    with pytest.raises(KeyError, match="no metric"):
+        res.final("nc9")
+
+
+def test_generalization_records_test_metrics_and_saves(tmp_path):
+    res = experiments.generalization(fast=True, progress=False, out=tmp_path)
+    assert all("test_acc" in cols and "test_nc1" in cols for cols in res.runs.values())
+    path = tmp_path / "generalization" / "result.json"
+    again = experiments.ExperimentResult.load(path)
+    assert again.runs == res.runs and again.dataset == "digits"
+    assert (tmp_path / "generalization" / "normalized" / "metrics.json").is_file()
+    # rerunning with the same folder resumes the finished runs instead of training again
+    rerun = experiments.generalization(fast=True, progress=False, out=tmp_path)
+    assert rerun.runs == res.runs
+
+
+def test_temperature_and_width_runs():
+    temp = experiments.temperature(fast=True, progress=False)
+    assert temp.labels == ["tau=0.1", "tau=1", "tau=10"]
+    w = experiments.width(fast=True, progress=False)
+    assert w.labels == ["width=16", "width=64"]
+    assert "random_labels=True" in w.settings["data"]["train"]
+
+
+def test_paper_preset_falls_back_without_cifar(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("NCBOOK_CACHE", str(tmp_path))
+    monkeypatch.setitem(sys.modules, "torchvision", None)
+    res = experiments.fast_collapse(preset="paper", fast=True, progress=False, device="cpu")
+    out = capsys.readouterr().out
+    assert "cifar100 is not available" in out and out.count("not available") == 1
+    assert res.dataset == "digits" and res.requested_dataset == "cifar100"
+    assert res.settings["model"] == "resnet18vw"
+    with pytest.raises(RuntimeError, match="strict"):
+        experiments.fast_collapse(preset="paper", fast=True, progress=False, strict=True)
+
+
+def test_bad_arguments_raise_clear_errors():
+    with pytest.raises(ValueError, match="experiment must be one of"):
+        experiments.run("slow-collapse")
+    with pytest.raises(ValueError, match="preset"):
+        experiments.settings("width", "huge")
+    with pytest.raises(ValueError, match="dataset must be one of"):
+        experiments.fast_collapse(fast=True, dataset="svhn")
+    with pytest.raises(ValueError, match="unknown setting"):
+        experiments.fast_collapse(fast=True, overrides={"n_per_klass": 3})
+    with pytest.raises(ValueError, match="epochs"):
+        experiments.fast_collapse(fast=True, epochs=-2)
+
+
+def test_cli_in_process(tmp_path, capsys):
+    code = experiments.main(["temperature", "--fast", "--no-progress", "--out", str(tmp_path), "--epochs", "2"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "temperature [offline, FAST] on digits" in out and "tau=10" in out
+    result = json.loads((tmp_path / "temperature" / "result.json").read_text())
+    assert result["runs"]["tau=1"]["epoch"] == [0, 2]
+    with pytest.raises(SystemExit):
+        experiments.main(["no-such-study"])
+
+
+def test_cli_fast_collapse_prints_the_comparison(capsys):
+    assert experiments.main(["fast-collapse", "--fast", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "NC1: normalized below regularized at" in out and "wall time" in out
+
+
+def test_cli_module_entry_point(tmp_path):
+    # the `python -m` wiring (a full run in a subprocess would mostly measure import time)
+    proc = subprocess.run([sys.executable, "-m", "ncbook.experiments", "--help"], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "fast-collapse" in proc.stdout and "--preset" in proc.stdout
