@@ -407,7 +407,10 @@ def anti_aligned_etf(K: int, d: int, n: int, *, dtype: torch.dtype = torch.float
     r"""The anti-aligned ETF: ``W`` a simplex ETF and every feature opposite its classifier, :math:`h_i = -w_{y_i}`.
 
     The logits are :math:`-\tau` for the true class and :math:`\tau/(K-1)` for the others, so
-    :math:`f = \log(1 + (K-1)e^{\tau K/(K-1)})`; it is a critical point and a strict saddle.
+    :math:`f = \log(1 + (K-1)e^{\tau K/(K-1)})`. It is a critical point with negative curvature. For
+    most ``(K, tau)`` it is a strict saddle (eigenvalues of both signs), but not always: numerically,
+    for ``K = 3`` and :math:`\tau \lesssim 0.831` (for every ``n`` and ``d`` tried) its Hessian is
+    negative semidefinite, with zero eigenvalues only along the rotations, i.e. a local maximizer.
     """
     K, d, n = _sizes(K, d, n, need_etf=True)
     W = simplex_etf(K, d, dtype=dtype, generator=generator, device=device)
@@ -439,11 +442,19 @@ def rotation_direction(W: torch.Tensor, H: torch.Tensor, S: torch.Tensor):
 
 @dataclass(frozen=True)
 class CriticalPointReport:
-    """What :func:`classify_critical_point` found.
+    r"""What :func:`classify_critical_point` found.
 
-    ``label`` is one of ``"not critical"``, ``"minimizer"`` (gradient zero, Hessian PSD: second-order
-    critical; by the landscape theorem a global minimizer), ``"strict saddle"`` (a negative and a
-    positive eigenvalue), ``"local maximizer"`` (negative definite).
+    ``label`` is one of
+
+    * ``"not critical"``: the Riemannian gradient is not zero;
+    * ``"minimizer"``: gradient zero, Hessian PSD (second-order critical; by the landscape theorem a
+      global minimizer);
+    * ``"strict saddle"``: a negative and a positive eigenvalue;
+    * ``"local maximizer"``: gradient zero, Hessian negative semidefinite with a negative eigenvalue.
+
+    As for ``"minimizer"``, zero eigenvalues are not examined further; at the UFM's critical points
+    they come from the rotation symmetry :math:`X \mapsto XQ`, along which the loss is constant.
+    Both saddles and maximizers have negative curvature, which is what the landscape theorem needs.
     """
 
     label: str
@@ -478,7 +489,7 @@ def classify_critical_point(W, H, y, tau, *, grad_tol: float = 1e-8, eig_tol: fl
         label = "not critical"
     elif n_neg == 0:
         label = "minimizer"
-    elif n_pos == 0 and n_neg == evals.numel():
+    elif n_pos == 0:
         label = "local maximizer"
     else:
         label = "strict saddle"
