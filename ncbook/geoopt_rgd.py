@@ -1,0 +1,280 @@
+r"""Riemannian gradient descent through geoopt: the same algorithm as :mod:`ncbook.rgd`.
+
+geoopt stores a point on a manifold as a :class:`geoopt.ManifoldParameter` (a tensor that knows
+its manifold) and updates it with a Riemannian optimizer. For rows on unit spheres the manifold
+is ``geoopt.Sphere()``, which acts on the last axis, so a ``(K, d)`` parameter is ``K`` points on
+:math:`\mathbb S^{d-1}`, exactly our convention. One step of
+``geoopt.optim.RiemannianSGD(lr=lr)`` (no momentum) does, for every parameter,
+
+.. math:: x \leftarrow \mathrm{retr}_x\big(-\mathrm{lr}\cdot \mathrm{proju}_x(\nabla f(x))\big),
+          \qquad \mathrm{retr}_x(u) = \frac{x+u}{\lVert x+u\rVert},
+
+which is :func:`ncbook.rgd.step` with the ``"fixed"`` rule: ``Sphere.retr`` is our
+:func:`ncbook.sphere.retract`. (``geoopt.SphereExact`` uses the exponential map as its ``retr``
+instead; :func:`step` with ``exact=True`` matches :func:`ncbook.sphere.exp_map`.) The per-block
+factors :math:`s_i` of :mod:`ncbook.rgd` become parameter groups with ``lr * s_i``.
+
+A classic pitfall: ``geoopt.ManifoldParameter(torch.randn(K, d), manifold=geoopt.Sphere())``
+does **not** put the rows on the sphere; it wraps the tensor as given, the first gradient is then
+projected at a point that is not on the manifold, and the first step is wrong (afterwards the
+retraction normalizes). Project first (``Sphere.projx``, our :func:`ncbook.sphere.normalize`):
+:func:`manifold_parameter` does it by default.
+
+Introduced in: chapter 04 (RGD with geoopt).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+
+import geoopt
+import numpy as np
+import torch
+
+from . import rgd
+from ._checks import check_positive_int, check_unit_rows
+
+__all__ = ["NAME_MAP", "OPTIMIZERS", "manifold_parameter", "make_optimizer", "step", "run"]
+
+#: ncbook name -> geoopt name, for the same operation on ``geoopt.Sphere()`` (rows, last axis).
+NAME_MAP = {
+    "sphere.normalize": "Sphere.projx",
+    "sphere.project": "Sphere.proju",
+    "sphere.egrad_to_rgrad": "Sphere.egrad2rgrad",
+    "sphere.retract": "Sphere.retr",
+    "sphere.exp_map": "Sphere.expmap (and SphereExact.retr)",
+    "sphere.log_map": "Sphere.logmap",
+    "sphere.dist": "Sphere.dist (per row)",
+    "sphere.inner": "Sphere.inner (per row)",
+    "sphere.random_point": "Sphere.random_uniform",
+    "sphere.is_on_sphere": "Sphere.check_point_on_manifold",
+    "projection as vector transport (rgd, rule='bb')": "Sphere.transp",
+    "points (a tuple of tensors with unit rows)": "ManifoldParameter(x, manifold=Sphere())",
+    "rgd.step": "optim.RiemannianSGD.step",
+    "rgd.run(rule='fixed', scales=s)": "optim.RiemannianSGD with one param group per block, lr * s_i",
+}
+
+#: Optimizer names accepted by :func:`make_optimizer` and :func:`run`.
+OPTIMIZERS = ("sgd", "adam")
+
+
+def manifold_parameter(x: torch.Tensor, *, manifold: geoopt.Manifold | None = None,
+                       project: bool = True) -> geoopt.ManifoldParameter:
+    """Wrap ``x`` as a :class:`geoopt.ManifoldParameter` on the sphere, rows first projected onto it.
+
+    Parameters
+    ----------
+    x : Tensor ``(..., d)``
+        Rows to put on :math:`\\mathbb S^{d-1}` (copied, never modified).
+    manifold : geoopt.Manifold, optional
+        Default ``geoopt.Sphere()``; ``geoopt.SphereExact()`` retracts with the exponential map.
+    project : bool
+        Normalize the rows first (default). With ``False`` the rows must already have unit norm,
+        else :class:`ValueError`: geoopt itself would silently accept them (the pitfall above).
+
+    Returns
+    -------
+    geoopt.ManifoldParameter
+    """
+    from . import sphere
+
+    manifold = geoopt.Sphere() if manifold is None else manifold
+    if not isinstance(manifold, geoopt.Manifold):
+        raise TypeError(f"manifold must be a geoopt.Manifold, got {type(manifold).__name__}")
+    x = sphere.normalize(x) if project else check_unit_rows(rgd._as_blocks(x, "x")[0][0], "x")
+    if x.shape[-1] < 2:
+        raise ValueError(f"x rows must have length d >= 2, got shape {tuple(x.shape)}")
+    return geoopt.ManifoldParameter(x.detach().clone(), manifold=manifold)
+
+
+def make_optimizer(params: Sequence[torch.nn.Parameter], name: str = "sgd", *, lr: float,
+                   scales: Sequence[float] | None = None, momentum: float = 0.0,
+                   betas: tuple[float, float] = (0.9, 0.999), stabilize: int | None = None):
+    """A geoopt Riemannian optimizer with one parameter group per block and ``lr * scales[i]``.
+
+    Parameters
+    ----------
+    params : sequence of ManifoldParameter
+        One per block (e.g. ``[W, H]``).
+    name : {"sgd", "adam"}
+        ``geoopt.optim.RiemannianSGD`` or ``geoopt.optim.RiemannianAdam``.
+    lr : float
+        Base step size.
+    scales : sequence of float, optional
+        Per-block factors (default all 1): the UFM recipe is ``(1, n)`` for SGD.
+    momentum : float
+        SGD momentum (0: plain RGD).
+    betas : pair of float
+        Adam's averaging constants.
+    stabilize : int, optional
+        Re-project the parameters onto the manifold every ``stabilize`` steps (geoopt option).
+    """
+    if not isinstance(name, str) or name not in OPTIMIZERS:
+        raise ValueError(f"name must be one of {OPTIMIZERS}, got {name!r}")
+    if not isinstance(params, (list, tuple)) or len(params) == 0:
+        raise TypeError("params must be a nonempty list of parameters (one per block)")
+    lr = rgd._check_lr(lr, "lr")
+    scales = rgd._check_scales(scales, len(params))
+    momentum = rgd._check_real(momentum, "momentum", 0.0, 1.0, closed_low=True)
+    if stabilize is not None:
+        stabilize = check_positive_int(stabilize, "stabilize")
+    groups = [{"params": [p], "lr": lr * s} for p, s in zip(params, scales)]
+    if name == "sgd":
+        return geoopt.optim.RiemannianSGD(groups, lr=lr, momentum=momentum, stabilize=stabilize)
+    if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
+        raise TypeError(f"betas must be a pair of floats in [0, 1), got {betas!r}")
+    betas = tuple(rgd._check_real(b, f"betas[{i}]", 0.0, 1.0, closed_low=True) for i, b in enumerate(betas))
+    return geoopt.optim.RiemannianAdam(groups, lr=lr, betas=betas, stabilize=stabilize)
+
+
+def step(points, egrads, lr: float, scales: Sequence[float] | None = None, *, exact: bool = False):
+    """One step of ``geoopt.optim.RiemannianSGD`` from ``points`` with Euclidean gradients ``egrads``.
+
+    The inputs are not modified. With ``exact=False`` (``geoopt.Sphere``) this equals
+    :func:`ncbook.rgd.step` applied to the projected gradients; with ``exact=True``
+    (``geoopt.SphereExact``) it follows great circles (:func:`ncbook.sphere.exp_map`).
+
+    Returns
+    -------
+    Tensor or tuple of Tensor
+        The new points (plain tensors), in the same form as ``points``.
+    """
+    blocks, single = rgd._as_blocks(points, "points")
+    grads, _ = rgd._as_blocks(egrads, "egrads")
+    if len(grads) != len(blocks):
+        raise ValueError(f"egrads must have one tensor per block of points ({len(blocks)}), got {len(grads)}")
+    manifold = geoopt.SphereExact() if exact else geoopt.Sphere()
+    params = [manifold_parameter(x, manifold=manifold, project=False) for x in blocks]
+    for p, g in zip(params, grads):
+        if g.shape != p.shape:
+            raise ValueError(f"each egrad must have the shape of its block {tuple(p.shape)}, got {tuple(g.shape)}")
+        p.grad = g.detach().clone().to(p.dtype)
+    make_optimizer(params, "sgd", lr=lr, scales=scales).step()
+    out = tuple(p.detach().clone() for p in params)
+    return out[0] if single else out
+
+
+def run(points, loss_fn: Callable | None = None, *, egrad_fn: Callable | None = None, optimizer: str = "sgd",
+        lr: float = 1.0, steps: int = 1000, scales: Sequence[float] | None = None, gtol: float | None = 1e-10,
+        f_opt=None, ftol: float | None = None, momentum: float = 0.0, betas: tuple[float, float] = (0.9, 0.999),
+        exact: bool = False, callback: Callable | None = None) -> rgd.History:
+    r"""Optimize with a geoopt Riemannian optimizer; same stopping rules and records as :func:`ncbook.rgd.run`.
+
+    Parameters
+    ----------
+    points : Tensor or tuple of Tensor
+        Starting blocks with unit rows (a leading batch axis when the loss returns shape ``(B,)``).
+    loss_fn : callable, optional
+        ``loss_fn(params) -> Tensor`` written with torch ops; its gradient comes from autograd
+        (``loss.sum().backward()``, which for a batch gives each run its own gradient).
+    egrad_fn : callable, optional
+        ``egrad_fn(points) -> (loss, egrads)`` with closed-form Euclidean gradients (no autograd;
+        faster). Give exactly one of ``loss_fn`` and ``egrad_fn``.
+    optimizer : {"sgd", "adam"}
+    lr, steps, scales, gtol, f_opt, ftol, callback
+        As in :func:`ncbook.rgd.run`. ``step_size`` in the history records ``lr``.
+    momentum, betas
+        Passed to :func:`make_optimizer`.
+    exact : bool
+        Use ``geoopt.SphereExact`` (exponential map) instead of ``geoopt.Sphere`` (projection).
+
+    Returns
+    -------
+    ncbook.rgd.History
+    """
+    blocks, _ = rgd._as_blocks(points, "points")
+    for i, x in enumerate(blocks):
+        check_unit_rows(x, f"points[{i}]")
+    if (loss_fn is None) == (egrad_fn is None):
+        raise TypeError("give exactly one of loss_fn (autograd) and egrad_fn (closed-form gradients)")
+    for name, fn in (("loss_fn", loss_fn), ("egrad_fn", egrad_fn), ("callback", callback)):
+        if fn is not None and not callable(fn):
+            raise TypeError(f"{name} must be callable, got {type(fn).__name__}")
+    if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+    lr = rgd._check_lr(lr, "lr")
+    steps = check_positive_int(steps, "steps", minimum=0)
+    scales = rgd._check_scales(scales, len(blocks))
+    gtol, ftol = rgd._check_tol(gtol, "gtol"), rgd._check_tol(ftol, "ftol")
+    return _run_fast(blocks, egrad_fn, loss_fn=loss_fn, optimizer=optimizer, lr=lr, steps=steps, scales=scales,
+                     gtol=gtol, f_opt=f_opt, ftol=ftol, momentum=momentum, betas=betas, exact=exact,
+                     callback=callback)
+
+
+def _run_fast(points, egrad_fn, *, loss_fn=None, optimizer, lr, steps, scales, gtol, f_opt, ftol, momentum=0.0,
+              betas=(0.9, 0.999), exact=False, callback=None, t0=None) -> rgd.History:
+    """The loop of :func:`run` on validated inputs (also used by :func:`ncbook.ufm.solve`)."""
+    t0 = time.perf_counter() if t0 is None else t0
+    manifold = geoopt.SphereExact() if exact else geoopt.Sphere()
+    params = [geoopt.ManifoldParameter(x.detach().clone(), manifold=manifold) for x in points]
+    opt = make_optimizer(params, optimizer, lr=lr, scales=scales, momentum=momentum, betas=betas)
+
+    def evaluate():
+        if egrad_fn is not None:
+            with torch.no_grad():
+                f, eg = egrad_fn(tuple(p.detach() for p in params))
+            for p, e in zip(params, eg):
+                p.grad = e
+        else:
+            opt.zero_grad(set_to_none=True)
+            f = loss_fn(tuple(params))
+            if not isinstance(f, torch.Tensor) or not f.requires_grad:
+                raise TypeError("loss_fn must return a tensor computed from the parameters (for autograd)")
+            f.sum().backward()
+            f = f.detach()
+        with torch.no_grad():
+            sq = [(manifold.egrad2rgrad(p, p.grad) ** 2).flatten(f.ndim).sum(-1) for p in params]
+        return f, sum(sq).sqrt()
+
+    f, gnorm = evaluate()
+    nd = f.ndim
+    batched = nd > 0
+    if any(p.ndim <= nd or tuple(p.shape[:nd]) != tuple(f.shape) for p in params):
+        raise ValueError(f"the loss has batch shape {tuple(f.shape)}; every block must start with it")
+    if f_opt is not None:
+        f_opt = torch.as_tensor(f_opt, dtype=f.dtype, device=f.device).expand(f.shape)
+    active = torch.ones(f.shape, dtype=torch.bool, device=f.device)
+    converged = torch.zeros_like(active)
+    iters = torch.zeros(f.shape, dtype=torch.long, device=f.device)
+    losses, gnorms, alphas, times = [f], [gnorm], [], [time.perf_counter() - t0]
+    lr_t = torch.full(f.shape, lr, dtype=f.dtype, device=f.device)
+    for t in range(steps + 1):
+        done = torch.zeros_like(active) if gtol is None else gnorm <= gtol
+        if f_opt is not None and ftol is not None:
+            done |= f - f_opt <= ftol
+        converged |= done & active
+        active &= ~done
+        if callback is not None and callback(t, tuple(p.detach() for p in params), f, gnorm):
+            break
+        if t == steps or not bool(active.any()):
+            break
+        partial = batched and not bool(active.all())
+        if partial:  # frozen runs keep their point: remember it, step everyone, restore
+            old = [p.detach().clone() for p in params]
+        opt.step()
+        if partial:
+            with torch.no_grad():
+                for p, o in zip(params, old):
+                    p.copy_(torch.where(active.reshape(f.shape + (1,) * (p.ndim - nd)), p, o))
+        iters += active
+        f, gnorm = evaluate()
+        nan = torch.full_like(f, math.nan)
+        losses.append(torch.where(active, f, nan) if batched else f)
+        gnorms.append(torch.where(active, gnorm, nan) if batched else gnorm)
+        alphas.append(torch.where(active, lr_t, nan) if batched else lr_t)
+        times.append(time.perf_counter() - t0)
+    T = len(losses) - 1
+    return rgd.History(
+        points=tuple(p.detach().clone() for p in params),
+        loss=torch.stack(losses).cpu().numpy(),
+        grad_norm=torch.stack(gnorms).cpu().numpy(),
+        step_size=torch.stack(alphas).cpu().numpy() if alphas else np.zeros((0,) + tuple(f.shape)),
+        time=np.asarray(times),
+        iterations=iters.cpu().numpy() if batched else int(iters),
+        converged=converged.cpu().numpy() if batched else bool(converged),
+        rule=f"geoopt-{optimizer}",
+        evaluations=T + 1,
+        scales=tuple(scales),
+    )
