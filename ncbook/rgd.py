@@ -422,7 +422,7 @@ def _bb_step(xt, g, gt, a, scales, per_run_sum, long: bool):
     """
     sSs = sy = ySy = 0.0
     for xn, gi, gn, si in zip(xt, g, gt, scales):
-        radial = (xn * gi).sum(-1)  # x+^T g per row: the part of g that the transport removes
+        radial = (xn * gi).sum(-1, keepdim=True)  # x+^T g per row: the part of g that the transport removes
         pg2 = per_run_sum(gi * gi) - per_run_sum(radial * radial)  # ||P g||^2
         ggn = per_run_sum(gi * gn)  # <P g, g+> = <g, g+>
         gn2 = per_run_sum(gn * gn)
