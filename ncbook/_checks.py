@@ -122,7 +122,7 @@ def check_dim(d: int, K: int) -> None:
 
 
 def check_labels(y, N: int, K: int | None = None, name: str = "y") -> torch.Tensor:
-    """Check integer labels of shape ``(N,)`` with values in ``[0, K)``."""
+    """Check integer labels of shape ``(N,)`` with values in ``[0, K)`` (``>= 0`` when ``K`` is None)."""
     if not isinstance(y, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of int64 labels, got {type(y).__name__}")
     if y.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
@@ -131,4 +131,6 @@ def check_labels(y, N: int, K: int | None = None, name: str = "y") -> torch.Tens
         raise ValueError(f"{name} must have shape ({N},) to match the features, got {tuple(y.shape)}")
     if N and K is not None and (int(y.min()) < 0 or int(y.max()) >= K):
         raise ValueError(f"{name} must hold labels in [0, {K}), got range [{int(y.min())}, {int(y.max())}]")
+    if N and K is None and int(y.min()) < 0:
+        raise ValueError(f"{name} must hold labels >= 0, got a minimum of {int(y.min())}")
     return y.long()

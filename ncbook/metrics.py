@@ -40,6 +40,7 @@ from ._checks import (
     check_matrix,
     check_positive_int,
 )
+from .config import default_device
 
 __all__ = [
     "REPORT_KEYS",
@@ -118,7 +119,8 @@ class ClassStats:
     K : int >= 2, number of classes
     d : int >= 1, feature dimension
     dtype : torch dtype of the accumulators (float64 by default)
-    device : where to accumulate; ``None`` means the device of the first batch
+    device : where to accumulate (``"cpu"``, ``"cuda"``, ``"auto"``, a torch.device); ``None`` means the
+        device of the first batch
 
     Examples
     --------
@@ -133,7 +135,7 @@ class ClassStats:
         self.K = check_positive_int(K, "K", minimum=2)
         self.d = check_positive_int(d, "d")
         self.dtype = check_float_dtype(dtype)
-        self._device = None if device is None else torch.device(device)
+        self._device = None if device is None else default_device(device)
         self._reduced = False
         self._alloc(self._device or torch.device("cpu"))
 
@@ -344,6 +346,7 @@ def _stats(H, y, K=None) -> ClassStats:
     H = check_matrix(H, "H", min_ndim=2, max_ndim=2)
     y = check_labels(y, H.shape[0], None)
     K = _infer_K(y, K)
+    y = check_labels(y, H.shape[0], K)
     return ClassStats(K, H.shape[1], device=H.device).update(H, y)
 
 

@@ -184,6 +184,8 @@ def exp_map(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 def log_map(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     r"""Logarithm map, the inverse of :func:`exp_map` for ``dist(x, y) < pi``.
 
+    Antipodal rows (:math:`y_j = -x_j`) raise :class:`ValueError`: every direction reaches them.
+
     .. math:: \operatorname{Log}_x(y) = \theta\, \frac{P_x(y - x)}{\lVert P_x(y - x)\rVert},
               \quad \theta = \arccos(x^\top y).
 
@@ -194,9 +196,11 @@ def log_map(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     v = y - (x * y).sum(-1, keepdim=True) * x
     theta = dist_rows(x, y).unsqueeze(-1)
     nv = torch.linalg.vector_norm(v, dim=-1, keepdim=True)
+    eps = _EPS.get(x.dtype, 1e-7)
+    if bool(((nv <= eps) & ((x * y).sum(-1, keepdim=True) < 0)).any()):
+        raise ValueError("y has a row antipodal to the same row of x: the logarithm there is not unique")
     # theta / |v| -> 1 as y -> x (|v| = sin theta); guard the 0/0 in both branches of the where,
     # so that autograd through log_map stays finite too.
-    eps = _EPS.get(x.dtype, 1e-7)
     scale = torch.where(nv > eps, theta / nv.clamp_min(eps), torch.ones_like(nv))
     return scale * v
 

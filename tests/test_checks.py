@@ -101,6 +101,8 @@ def test_check_labels():
         C.check_labels(y, 4, 3)
     with pytest.raises(ValueError, match=r"y must hold labels in \[0, 2\)"):
         C.check_labels(y, 3, 2)
+    with pytest.raises(ValueError, match="y must hold labels >= 0"):
+        C.check_labels(torch.tensor([0, -1]), 2, None)
     with pytest.raises(ValueError, match=r"labels must hold labels in \[0, 3\)"):
         C.check_labels(torch.tensor([-1, 0, 1]), 3, 3, name="labels")
 

@@ -326,6 +326,13 @@ def test_errors_name_the_argument(gen):
         metrics.ncc_accuracy(H, y, predictions=y + 1)
     with pytest.raises(ValueError, match="means .* and H .* must share d"):
         metrics.ncc_accuracy(H, y, means=torch.zeros(4, 5, dtype=F64))
+    with pytest.raises(ValueError, match="y must hold labels >= 0"):
+        metrics.nc1(H, y - 1)
+    with pytest.raises(ValueError, match=r"y must hold labels in \[0, 3\)"):
+        metrics.nc1(H, y, K=3)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="device='cuda' was requested"):
+            metrics.ClassStats(3, 2, device="cuda")
     with pytest.raises(ValueError, match="H must be nonempty"):
         metrics.nc1(torch.zeros(0, 3), torch.zeros(0, dtype=torch.int64))
 

@@ -180,6 +180,8 @@ def test_errors_name_the_argument():
         sphere.log_map(x, 3 * x)
     with pytest.raises(ValueError, match="zero row"):
         sphere.retract(x, -x)
+    with pytest.raises(ValueError, match="antipodal"):
+        sphere.log_map(x, -x)
     with pytest.raises(ValueError, match="zero norm"):
         sphere.normalize(torch.zeros(2, 3))
     with pytest.raises(ValueError, match="d >= 2"):
