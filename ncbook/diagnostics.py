@@ -20,7 +20,7 @@ A point ``x`` is a tensor, or a tuple of tensors for a product manifold such as 
 ``(W, H)``; functions ``f(x)``, ``grad(x)`` and ``hess_vec(x, u)`` receive the point in that same
 form. The retraction acts on each component.
 
-Introduced in: chapter 03 (Riemannian gradient descent by hand). pymanopt has the same idea in
+Introduced in: chapter 02 (optimization on the sphere). pymanopt has the same idea in
 ``pymanopt.tools.diagnostics`` (``check_gradient``, ``check_hessian``), which plots instead of returning.
 """
 

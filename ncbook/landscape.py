@@ -407,10 +407,11 @@ def anti_aligned_etf(K: int, d: int, n: int, *, dtype: torch.dtype = torch.float
     r"""The anti-aligned ETF: ``W`` a simplex ETF and every feature opposite its classifier, :math:`h_i = -w_{y_i}`.
 
     The logits are :math:`-\tau` for the true class and :math:`\tau/(K-1)` for the others, so
-    :math:`f = \log(1 + (K-1)e^{\tau K/(K-1)})`. It is a critical point with negative curvature. For
-    most ``(K, tau)`` it is a strict saddle (eigenvalues of both signs), but not always: numerically,
-    for ``K = 3`` and :math:`\tau \lesssim 0.831` (for every ``n`` and ``d`` tried) its Hessian is
-    negative semidefinite, with zero eigenvalues only along the rotations, i.e. a local maximizer.
+    :math:`f = \log(1 + (K-1)e^{\tau K/(K-1)})`. It is a critical point with negative curvature (a
+    strict saddle in the sense of the landscape theorem). For most ``(K, tau)`` its Hessian has
+    eigenvalues of both signs, but not always: numerically, for ``K = 3`` and :math:`\tau \lesssim 0.831`
+    (for every ``n`` and ``d`` tried) it is negative semidefinite, with zero eigenvalues only along the
+    rotations, i.e. a local maximizer.
     """
     K, d, n = _sizes(K, d, n, need_etf=True)
     W = simplex_etf(K, d, dtype=dtype, generator=generator, device=device)
@@ -449,12 +450,12 @@ class CriticalPointReport:
     * ``"not critical"``: the Riemannian gradient is not zero;
     * ``"minimizer"``: gradient zero, Hessian PSD (second-order critical; by the landscape theorem a
       global minimizer);
-    * ``"strict saddle"``: a negative and a positive eigenvalue;
-    * ``"local maximizer"``: gradient zero, Hessian negative semidefinite with a negative eigenvalue.
+    * ``"strict saddle"``: gradient zero and a negative Hessian eigenvalue (the sense of the landscape
+      theorem and of saddle-avoidance results: a direction of negative curvature). This includes
+      local maximizers; :attr:`is_local_maximizer` tells them apart.
 
-    As for ``"minimizer"``, zero eigenvalues are not examined further; at the UFM's critical points
-    they come from the rotation symmetry :math:`X \mapsto XQ`, along which the loss is constant.
-    Both saddles and maximizers have negative curvature, which is what the landscape theorem needs.
+    Zero eigenvalues are not examined further; at the UFM's critical points they come from the
+    rotation symmetry :math:`X \mapsto XQ`, along which the loss is constant.
     """
 
     label: str
@@ -466,6 +467,11 @@ class CriticalPointReport:
     n_zero: int
     n_positive: int
     eigenvalues: torch.Tensor = field(repr=False)
+
+    @property
+    def is_local_maximizer(self) -> bool:
+        """Critical with a negative and no positive eigenvalue (Hessian negative semidefinite)."""
+        return self.label == "strict saddle" and self.n_positive == 0
 
 
 def classify_critical_point(W, H, y, tau, *, grad_tol: float = 1e-8, eig_tol: float = 1e-8,
@@ -489,8 +495,6 @@ def classify_critical_point(W, H, y, tau, *, grad_tol: float = 1e-8, eig_tol: fl
         label = "not critical"
     elif n_neg == 0:
         label = "minimizer"
-    elif n_pos == 0:
-        label = "local maximizer"
     else:
         label = "strict saddle"
     return CriticalPointReport(label=label, grad_norm=gnorm, loss=float(ufm.loss(W, H, y, tau)),

@@ -164,6 +164,7 @@ def test_etf_minimizer_is_psd_with_rotation_null_space(K, d, n, tau, gen):
     assert L.negative_curvature_direction(W, H, y, tau) is None
     rep = L.classify_critical_point(W, H, y, tau)
     assert rep.label == "minimizer" and rep.n_negative == 0 and rep.n_zero == orbit_dim(d, K)
+    assert not rep.is_local_maximizer
 
 
 @pytest.mark.parametrize("K,d,n,tau", [(3, 3, 2, 1.0), (4, 5, 2, 4.0), (2, 2, 3, 0.7), (3, 2, 1, 2.0)])
@@ -207,7 +208,7 @@ def test_anti_aligned_etf_is_a_strict_saddle(K, d, n, tau, gen):
     assert abs(f - math.log1p((K - 1) * math.exp(tau * K / (K - 1)))) < 1e-13
     rep = L.classify_critical_point(W, H, y, tau)
     assert rep.label == "strict saddle" and rep.min_eig < -1e-3 and rep.max_eig > 1e-3
-    assert rep.n_zero >= orbit_dim(d, K)
+    assert rep.n_zero >= orbit_dim(d, K) and not rep.is_local_maximizer
 
 
 @pytest.mark.parametrize("n,d", [(1, 2), (2, 3), (3, 4)])
@@ -215,9 +216,10 @@ def test_anti_aligned_etf_with_three_classes_and_small_tau_is_a_local_maximizer(
     """Not a saddle for K = 3, tau < ~0.831: negative definite apart from the rotation directions."""
     K = 3
     low = L.classify_critical_point(*L.anti_aligned_etf(K, d, n), 0.8)
-    assert low.label == "local maximizer" and low.n_zero == orbit_dim(d, K) and low.n_positive == 0
+    assert low.label == "strict saddle" and low.is_local_maximizer
+    assert low.n_zero == orbit_dim(d, K) and low.n_positive == 0
     high = L.classify_critical_point(*L.anti_aligned_etf(K, d, n), 0.86)
-    assert high.label == "strict saddle" and high.n_positive > 0
+    assert high.label == "strict saddle" and high.n_positive > 0 and not high.is_local_maximizer
 
 
 @pytest.mark.parametrize("maker", [L.collapsed_point, L.anti_aligned_etf])
