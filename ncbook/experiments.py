@@ -463,6 +463,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default 1 on the CPU)")
     p.add_argument("--compile", action="store_true", help="torch.compile the backbone (CUDA)")
+    p.add_argument("--split-optimizer", action="store_true",
+                   help="normalized arm: torch SGD for the Euclidean parameters, geoopt only for the sphere")
     p.add_argument("--strict", action="store_true", help="fail instead of falling back when CIFAR is unavailable")
     p.add_argument("--no-progress", action="store_true")
     return p
@@ -491,7 +493,8 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         res = run(args.name, preset=args.preset, dataset=args.dataset, model=args.model, epochs=args.epochs,
                   device=device, out=args.out, fast=True if args.fast else None, seed=args.seed,
-                  progress=not args.no_progress, strict=args.strict, threads=args.threads, compile=args.compile)
+                  progress=not args.no_progress, strict=args.strict, threads=args.threads, compile=args.compile,
+                  train_overrides={"split_optimizer": True} if args.split_optimizer else None)
         if rank == 0:
             _print_summary(res, time.perf_counter() - t0, world)
     finally:

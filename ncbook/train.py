@@ -21,6 +21,13 @@ Differences from the paper's released code (``generalized_model.py``), on purpos
 3. its normalized arm takes a Euclidean SGD step and then renormalizes the rows (projected SGD);
    here geoopt takes Riemannian steps (the two agree to first order without momentum).
 
+geoopt's momentum differs from ``torch.optim.SGD`` in one detail: its buffer starts at the first
+gradient and is then updated with that gradient again, so the very first step is
+:math:`(1+\mu)` times torch's (see ``TrainConfig.split_optimizer``).
+
+The learning-rate schedule is ``StepLR``'s (multiply by ``lr_decay`` every ``lr_decay_period``
+epochs), computed from the epoch number so that a resumed run needs no scheduler state.
+
 Every ``eval_every`` epochs (and at epoch 0 and the last epoch) the model is evaluated in eval
 mode on the whole training set (and the test set when given): mean cross-entropy, accuracy and
 NC1-NC3 from :class:`ncbook.metrics.ClassStats` accumulated over batches, with :math:`W` the
@@ -83,7 +90,7 @@ METRIC_KEYS = ("epoch", "lr", "train_objective", "loss", "acc", "nc1", "nc2", "n
 
 @dataclasses.dataclass
 class TrainConfig:
-    """Settings of a training run (the paper's defaults; see ``paper-digest`` section 5.2).
+    r"""Settings of a training run (the paper's defaults; see ``paper-digest`` section 5.2).
 
     Attributes
     ----------
@@ -97,7 +104,7 @@ class TrainConfig:
         ``StepLR``: multiply the step size by ``lr_decay`` every ``lr_decay_period`` epochs
         (paper: 0.1 every 40).
     weight_decay : float
-        :math:`\\lambda` of the regularized arm, on :math:`W` and on the features (paper: 1e-4).
+        :math:`\lambda` of the regularized arm, on :math:`W` and on the features (paper: 1e-4).
         Unused by the normalized arm.
     eval_every : int
         Evaluate (and record) every this many epochs, plus epoch 0 and the last epoch.
@@ -122,6 +129,13 @@ class TrainConfig:
         If > 0, ``torch.set_num_threads`` for the duration of the run (restored afterwards).
         Small models on a CPU often run fastest with 1 thread, and much faster than with
         several on a machine whose cores are busy.
+    split_optimizer : bool
+        Normalized arm only: give the Euclidean parameters to ``torch.optim.SGD`` (its multi-tensor
+        update launches far fewer GPU kernels than geoopt's per-parameter loop) and only the
+        sphere parameters to ``geoopt.optim.RiemannianSGD``. The updates are the same except the
+        first momentum step: geoopt's buffer starts at :math:`g_0` and is then updated with
+        :math:`g_0` again, so its first step is :math:`(1 + \mu)\,\eta\, g_0` where torch's is
+        :math:`\eta g_0`. Off by default (every parameter through geoopt).
     """
 
     epochs: int = 100
@@ -143,6 +157,7 @@ class TrainConfig:
     compile: bool = False
     progress: bool = True
     num_threads: int = 0
+    split_optimizer: bool = False
 
     def __post_init__(self):
         for name in ("epochs", "lr_decay_period", "eval_every", "checkpoint_every", "num_threads"):
@@ -442,16 +457,25 @@ class Trainer:
         if len(self.loader) == 0:
             raise ValueError(f"train_set has {len(train_set)} rows, too few for {self.world} ranks")
         params = list(model.parameters())
-        if model.arm == "normalized":
-            self.optimizer = geoopt.optim.RiemannianSGD(params, lr=cfg.lr, momentum=cfg.momentum)
+        if model.arm == "regularized":
+            self.optimizers = [torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum)]
+        elif cfg.split_optimizer:
+            sphere = [p for p in params if isinstance(p, geoopt.ManifoldParameter)]
+            flat = [p for p in params if not isinstance(p, geoopt.ManifoldParameter)]
+            self.optimizers = [geoopt.optim.RiemannianSGD(sphere, lr=cfg.lr, momentum=cfg.momentum),
+                               torch.optim.SGD(flat, lr=cfg.lr, momentum=cfg.momentum)]
         else:
-            self.optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum)
-        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=cfg.lr_decay_period,
-                                                         gamma=cfg.lr_decay)
+            self.optimizers = [geoopt.optim.RiemannianSGD(params, lr=cfg.lr, momentum=cfg.momentum)]
         self.epoch = 0  # epochs completed
-        self.last_lr = cfg.lr
         self.history = History()
         self.train_time = 0.0
+
+    def lr_at(self, epoch: int) -> float:
+        """Step size of epoch ``epoch`` (1-based): ``lr * lr_decay ** ((epoch - 1) // lr_decay_period)``,
+        the schedule of ``torch.optim.lr_scheduler.StepLR`` stepped once per epoch, written in closed
+        form so that it depends on the epoch number only."""
+        c = self.cfg
+        return c.lr * c.lr_decay ** ((int(epoch) - 1) // c.lr_decay_period)
 
     # -- one epoch --------------------------------------------------------------------------
     def _objective(self, logits, feats, y, n_global):
@@ -466,29 +490,36 @@ class Trainer:
             loss = loss + 0.5 * lam * feats.float().pow(2).sum() * scale
         return loss
 
-    def train_epoch(self, progress=None) -> float:
+    def train_epoch(self, progress=None, max_steps: int | None = None) -> float:
         """Run one epoch (epoch number ``self.epoch + 1``) and step the schedule.
 
-        Returns the mean training objective over the epoch's batches (this rank's view).
+        ``max_steps`` cuts the epoch short (for benchmarks; a run never uses it). Returns the
+        mean training objective over the epoch's batches (this rank's view).
         """
         self.net.train()
         self.loader.set_epoch(self.epoch + 1)
+        lr = self.lr_at(self.epoch + 1)
+        for opt in self.optimizers:
+            for group in opt.param_groups:
+                group["lr"] = lr
         total = torch.zeros((), device=self.device)
         steps = 0
         t0 = time.perf_counter()
         for x, y, n_global in self.loader.batches():
+            if max_steps is not None and steps >= max_steps:
+                break
             with _autocast(self.device, self.cfg.bf16):
                 logits, feats = self.net(x)
             loss = self._objective(logits, feats, y, n_global)
-            self.optimizer.zero_grad(set_to_none=True)
+            for opt in self.optimizers:
+                opt.zero_grad(set_to_none=True)
             loss.backward()
-            self.optimizer.step()
+            for opt in self.optimizers:
+                opt.step()
             total += loss.detach()
             steps += 1
             if progress is not None:
                 progress.update(1)
-        self.last_lr = float(self.optimizer.param_groups[0]["lr"])
-        self.scheduler.step()
         self.epoch += 1
         mean = (total / max(steps, 1)).item()  # one sync per epoch
         self.train_time += time.perf_counter() - t0
@@ -509,8 +540,7 @@ class Trainer:
         kw = {"batch_size": self.cfg.eval_batch_size, "device": self.device, "bf16": self.cfg.bf16,
               "memory_format": self.memory_format}
         # lr: the step size used during the epoch just finished (the initial one at epoch 0)
-        lr = self.last_lr if self.epoch > 0 else float(self.optimizer.param_groups[0]["lr"])
-        rec = {"epoch": self.epoch, "lr": lr, "train_objective": train_objective}
+        rec = {"epoch": self.epoch, "lr": self.lr_at(max(self.epoch, 1)), "train_objective": train_objective}
         rec.update(evaluate(self.model, self.train_set, **kw))
         if self.test_set is not None:
             rec.update({f"test_{k}": v for k, v in evaluate(self.model, self.test_set, **kw).items()})
@@ -523,23 +553,23 @@ class Trainer:
         return {
             "epoch": self.epoch,
             "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
+            "optimizers": [opt.state_dict() for opt in self.optimizers],
             "rng": _rng_state(),
             "history": self.history.records,
             "train_time": self.train_time,
-            "last_lr": self.last_lr,
         }
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        if len(state["optimizers"]) != len(self.optimizers):
+            raise ValueError("the checkpoint was written with a different optimizer setup (split_optimizer)")
+        for opt, st in zip(self.optimizers, state["optimizers"]):
+            opt.load_state_dict(st)
         _set_rng_state(state["rng"])
         self.epoch = int(state["epoch"])
         self.history = History(state["history"])
         self.train_time = float(state.get("train_time", 0.0))
-        self.last_lr = float(state.get("last_lr", self.cfg.lr))
+
 
 
 # ----------------------------------------------------------------------------------------------

@@ -121,16 +121,32 @@ def _metrics_only(hist):
     return [{k: r[k] for k in train.METRIC_KEYS if k in r} for r in hist.records]
 
 
-@pytest.mark.parametrize("arm", models.ARMS)
-def test_resume_after_stop_equals_uninterrupted_run(splits, tmp_path, arm):
+@pytest.mark.parametrize("arm,split", [("normalized", False), ("regularized", False), ("normalized", True)])
+def test_resume_after_stop_equals_uninterrupted_run(splits, tmp_path, arm, split):
     tr, te = splits
-    full = train.train(_model(tr, arm), tr, test_set=te, **FAST)
-    part = train.train(_model(tr, arm), tr, test_set=te, run_dir=tmp_path, stop_after=3, **FAST)
+    kw = {**FAST, "split_optimizer": split}
+    full = train.train(_model(tr, arm), tr, test_set=te, **kw)
+    part = train.train(_model(tr, arm), tr, test_set=te, run_dir=tmp_path, stop_after=3, **kw)
     assert not part.completed and part["epoch"] == [0, 2]
     assert json.loads((tmp_path / "metrics.json").read_text())["completed"] is False
-    resumed = train.train(_model(tr, arm, seed=99), tr, test_set=te, run_dir=tmp_path, **FAST)  # other init: restored
+    resumed = train.train(_model(tr, arm, seed=99), tr, test_set=te, run_dir=tmp_path, **kw)  # other init: restored
     assert resumed.completed
     assert _metrics_only(resumed) == _metrics_only(full)  # exactly equal on the CPU
+
+
+def test_split_optimizer_differs_only_by_geoopts_first_momentum_step(splits):
+    tr, _ = splits
+    nets = [_model(tr) for _ in range(3)]
+    base = train.Trainer(nets[0], tr, train.TrainConfig(momentum=0.0, progress=False))
+    split = train.Trainer(nets[1], tr, train.TrainConfig(momentum=0.0, progress=False, split_optimizer=True))
+    assert len(split.optimizers) == 2 and len(base.optimizers) == 1
+    base.train_epoch(max_steps=3)
+    split.train_epoch(max_steps=3)
+    for p, q in zip(nets[0].parameters(), nets[1].parameters()):  # without momentum: the same updates
+        assert torch.allclose(p, q, atol=1e-6)
+    mom = train.Trainer(nets[2], tr, train.TrainConfig(progress=False, split_optimizer=True))
+    mom.train_epoch(max_steps=3)
+    assert torch.allclose(nets[2].classifier_weight.norm(dim=1), torch.ones(10), atol=1e-5)
 
 
 def test_keyboard_interrupt_in_callback_then_resume(splits, tmp_path):
