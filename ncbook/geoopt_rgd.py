@@ -36,7 +36,7 @@ import torch
 from . import rgd
 from ._checks import check_positive_int, check_unit_rows
 
-__all__ = ["NAME_MAP", "OPTIMIZERS", "manifold_parameter", "make_optimizer", "step", "run"]
+__all__ = ["NAME_MAP", "OPTIMIZERS", "manifold_parameter", "make_optimizer", "load_optimizer_state", "step", "run"]
 
 #: ncbook name -> geoopt name, for the same operation on ``geoopt.Sphere()`` (rows, last axis).
 NAME_MAP = {
@@ -127,6 +127,27 @@ def make_optimizer(params: Sequence[torch.nn.Parameter], name: str = "sgd", *, l
         raise TypeError(f"betas must be a pair of floats in [0, 1), got {betas!r}")
     betas = tuple(rgd._check_real(b, f"betas[{i}]", 0.0, 1.0, closed_low=True) for i, b in enumerate(betas))
     return geoopt.optim.RiemannianAdam(groups, lr=lr, betas=betas, stabilize=stabilize)
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state_dict: dict) -> torch.optim.Optimizer:
+    """``optimizer.load_state_dict(state_dict)``, keeping geoopt's step counters exact.
+
+    ``torch.optim.Optimizer.load_state_dict`` turns every per-parameter ``"step"`` entry into a
+    float32 tensor (torch's own Adam keeps it that way). ``geoopt.optim.RiemannianAdam`` stores an
+    ``int`` and computes its bias corrections :math:`1-\beta^t` from it, so after a plain reload
+    they would be rounded to float32 and the resumed run would drift from the uninterrupted one by
+    about 1e-6. This helper turns the counters back into ints. Returns the optimizer.
+    """
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+    if not isinstance(state_dict, dict) or "state" not in state_dict:
+        raise TypeError("state_dict must be a dict from optimizer.state_dict()")
+    optimizer.load_state_dict(state_dict)
+    if isinstance(optimizer, geoopt.optim.RiemannianAdam):
+        for state in optimizer.state.values():
+            if isinstance(state.get("step"), torch.Tensor):
+                state["step"] = int(state["step"].item())
+    return optimizer
 
 
 def step(points, egrads, lr: float, scales: Sequence[float] | None = None, *, exact: bool = False):
