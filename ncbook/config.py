@@ -19,7 +19,7 @@ import torch
 __all__ = ["is_fast", "pick", "default_device", "seed_everything", "cache_dir", "in_colab", "REPO_URL"]
 
 #: The one place that names the repository (used by the Colab setup cell and the docs).
-REPO_URL = "https://github.com/ncbook/normalized-neural-collapse-course"
+REPO_URL = "https://github.com/ncbook-course/normalized-neural-collapse"
 
 _TRUE = {"1", "true", "yes", "on"}
 
