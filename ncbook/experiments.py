@@ -334,6 +334,8 @@ def _run_study(name: str, *, preset: str = "offline", dataset: str | None = None
     if threads is None:
         threads = 1 if dev.type == "cpu" else 0  # small CPU models: one thread is fastest (see TrainConfig)
     s["train"]["num_threads"] = int(threads)
+    if on_gpu:
+        torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
     rank, _ = train._dist()
     t0 = time.perf_counter()
     tr, te = _load_data(s, strict)
