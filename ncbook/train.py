@@ -33,7 +33,9 @@ Every ``eval_every`` epochs (and at epoch 0 and the last epoch) the model is eva
 mode on the whole training set (and the test set when given): mean cross-entropy, accuracy and
 NC1-NC3 from :class:`ncbook.metrics.ClassStats` accumulated over batches, with :math:`W` the
 classifier weight. Under ``torchrun`` (DistributedDataParallel) the statistics are summed over
-ranks before the metrics are computed, so they are exact, not averages of per-rank values.
+ranks before the metrics are computed, so they are exact, not averages of per-rank values; each
+rank's loss is scaled so that DDP's gradient average is the gradient of the global-batch mean, and
+on CUDA BatchNorm becomes ``SyncBatchNorm`` (``TrainConfig.sync_bn``).
 
 A run directory holds ``config.json``, ``metrics.json`` (rewritten after every evaluation) and
 ``checkpoint.pt``; every file is written to a temporary file in the same folder and then
@@ -137,6 +139,10 @@ class TrainConfig:
         first momentum step: geoopt's buffer starts at :math:`g_0` and is then updated with
         :math:`g_0` again, so its first step is :math:`(1 + \mu)\,\eta\, g_0` where torch's is
         :math:`\eta g_0`. Off by default (every parameter through geoopt).
+    sync_bn : bool
+        Under DDP on CUDA, convert BatchNorm layers to ``SyncBatchNorm`` so that the batch
+        statistics are those of the global batch, as on one GPU (ignored on the CPU, where
+        ``SyncBatchNorm`` is not available).
     """
 
     epochs: int = 100
@@ -159,6 +165,7 @@ class TrainConfig:
     progress: bool = True
     num_threads: int = 0
     split_optimizer: bool = False
+    sync_bn: bool = True
 
     def __post_init__(self):
         for name in ("epochs", "lr_decay_period", "eval_every", "checkpoint_every", "num_threads"):
@@ -443,6 +450,8 @@ class Trainer:
         model.to(device)
         if self.memory_format is not None:
             model.to(memory_format=self.memory_format)
+        if self.world > 1 and cfg.sync_bn and device.type == "cuda":
+            torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # replaces the BN children in place
         if cfg.compile:
             model.backbone.compile()  # in place: state_dict keys stay the same
         self.model = model
