@@ -126,10 +126,9 @@ def _fast(s: dict, name: str) -> dict:
     if name == "temperature":
         s["runs"] = [r for r in s["runs"] if r["tau"] in (0.1, 1.0, 10.0)]
     if name == "width":
-        s["runs"] = s["runs"][:1] + s["runs"][-1:]
-        for r in s["runs"]:
-            r["width"] = min(r["width"], 64 if s["model"] == "mlp" else 4)
-            r["label"] = f"width={r['width']}"
+        s["runs"] = s["runs"][:2]
+        for r, k in zip(s["runs"], (16, 64) if s["model"] == "mlp" else (2, 4)):
+            r["width"], r["label"] = k, f"width={k}"
     return s
 
 
@@ -312,6 +311,9 @@ def _run_study(name: str, *, preset: str = "offline", dataset: str | None = None
         if key not in s and key not in ("width", "hidden", "random_labels"):
             raise ValueError(f"unknown setting {key!r}; known: {sorted(s)}")
         s[key] = copy.deepcopy(val)
+    labels = [r.get("label") for r in s["runs"]]
+    if not labels or None in labels or len(set(labels)) != len(labels):
+        raise ValueError(f"every run needs a distinct 'label', got {labels}")
     if dataset is not None:
         if dataset not in data.DATASETS:
             raise ValueError(f"dataset must be one of {data.DATASETS}, got {dataset!r}")

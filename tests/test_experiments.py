@@ -35,6 +35,8 @@ def test_fast_settings_are_small():
             s = experiments.settings(name, preset, fast=True)
             assert s["train"]["epochs"] <= 4 and s["n_per_class"] <= 8 and s["fast"] is True
             assert s["model"] in ("mlp", "resnet18vw")
+            labels = [r["label"] for r in s["runs"]]
+            assert len(labels) >= 2 and len(set(labels)) == len(labels)
 
 
 def test_fast_collapse_result(monkeypatch):
