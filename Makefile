@@ -3,9 +3,8 @@ PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-$(shell cat requirements-dev.txt pyproject.toml | cksum | cut -d' ' -f1)
-ASSETS  := _assets/.fetched-v1
+ASSETS  := _assets/.fetched-v2
 export NCBOOK_FAST ?= 1
-export MPLBACKEND := Agg
 
 .PHONY: book test setup notebooks lint clean
 

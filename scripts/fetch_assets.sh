@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dest=_assets
-stamp="$dest/.fetched-v1"
+stamp="$dest/.fetched-v2"
 [[ -f $stamp ]] && exit 0
 command -v npm >/dev/null || { echo "fetch_assets: npm is required (apt-get install npm, or Node.js from nodejs.org)" >&2; exit 1; }
 work=$(mktemp -d)
@@ -18,7 +18,9 @@ cp "$mj/tex-mml-chtml.js" "$dest/mathjax/es5/"
 cp -r "$mj/output/chtml/fonts/woff-v2" "$dest/mathjax/es5/output/chtml/fonts/"
 cp -r "$mj/input/tex/extensions" "$dest/mathjax/es5/input/tex/"
 cp -r "$mj/ui" "$mj/a11y" "$dest/mathjax/es5/"
-cp "$work/jupyter-widgets-html-manager-1.0.6/dist/embed-amd.js" "$dest/embed-amd.js"
+# The widget manager and the icon fonts it loads from beside itself (webpack public path).
+mkdir -p "$dest/widgets"
+find "$work/jupyter-widgets-html-manager-1.0.6/dist" -maxdepth 1 -type f ! -name '*.map' -exec cp {} "$dest/widgets/" \;
 cp "$work/requirejs-2.3.4/require.js" "$dest/require.js"
 touch "$stamp"
 echo "fetch_assets: vendored $(du -sh "$dest" | cut -f1) into $dest/"

@@ -22,7 +22,8 @@ def chapter_sources() -> list[Path]:
 
 def render(md: Path) -> str:
     nb = jupytext.read(md)
-    for cell in nb.cells:
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"cell-{i:03d}"  # deterministic ids, so re-rendering an unchanged chapter changes nothing
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
     nb.metadata.pop("jupytext", None)

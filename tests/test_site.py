@@ -32,7 +32,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def build_log() -> str:
     """Run the README's build (``jupyter-book build . -W -n --keep-going``) once; return its log."""
-    env = dict(os.environ, NCBOOK_FAST="1", MPLBACKEND="Agg")
+    env = dict(os.environ, NCBOOK_FAST="1")
+    env.pop("MPLBACKEND", None)  # kernels must use the inline backend, or figures never reach the page
     jb = Path(sys.executable).with_name("jupyter-book")
     proc = subprocess.run([str(jb), "build", ".", "-W", "-n", "--keep-going"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=3600)
@@ -124,6 +125,8 @@ def test_page_renders(browser, site, doc):
         broken = page.evaluate("""() => Array.from(document.images)
                                       .filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)""")
         assert not broken, f"{doc}: images failed to load: {broken}"
+        if re.match(r"book/\d\d_", doc):
+            assert page.locator("main img").count() > 0, f"{doc}: a chapter without a single figure"
         local_failed = [u for u in failed if urlparse(u).hostname == "127.0.0.1"]
         assert not local_failed, f"{doc}: local resources failed to load: {local_failed}"
         widget_views = page.locator('script[type="application/vnd.jupyter.widget-view+json"]').count()
