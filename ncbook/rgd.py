@@ -195,8 +195,8 @@ def run(
     nonmonotone : float in [0, 1)
         Zhang-Hager averaging weight of the ``"bb"`` line search (0 gives a monotone test).
     callback : callable, optional
-        ``callback(t, points, loss, grad_norm)`` after each evaluation of an iterate; return True
-        to stop.
+        ``callback(t, points, loss, grad_norm)`` at each iterate ``t`` (``loss`` and ``grad_norm``
+        are floats, or ``(B,)`` tensors for a batch); return True to stop.
 
     Returns
     -------
@@ -290,13 +290,28 @@ def run(
 
 def _loop(x, f, g, fg, *, lr, rule, steps, scales, gtol, f_opt, ftol, c, shrink, max_backtracks, lr_min,
           lr_max, nonmonotone, callback, t0=None) -> History:
-    """The RGD iteration on already validated inputs (no checks inside the loop)."""
+    """The RGD iteration on already validated inputs (no checks inside the loop).
+
+    Per-run scalars (loss, norms, step sizes, tests) are tensors of the batch shape for a batch and
+    plain Python floats and bools for a single run, which saves a dozen tiny tensor operations per
+    step. The helpers below hide the difference.
+    """
     t0 = time.perf_counter() if t0 is None else t0
     nd = f.ndim
-    bshape = f.shape
+    bshape = tuple(f.shape)
+    batched = nd > 0
 
-    def per_run_sum(t):  # sum over everything but the batch axes
-        return t.flatten(nd).sum(-1) if nd else t.sum()
+    def dot(u, v):  # <u, v> per run: a (B,) tensor, or a float
+        return (u * v).flatten(nd).sum(-1) if batched else float(torch.dot(u.reshape(-1), v.reshape(-1)))
+
+    def where(cond, a, b):
+        return torch.where(cond, a, b) if batched else (a if cond else b)
+
+    def anyof(cond):
+        return bool(cond.any()) if batched else cond
+
+    def clip(a):
+        return a.clamp(lr_min, lr_max) if batched else min(max(a, lr_min), lr_max)
 
     def broadcast(a, x):  # a per-run scalar against a block of shape (*batch, ..., d)
         return a.reshape(bshape + (1,) * (x.ndim - nd))
@@ -304,46 +319,54 @@ def _loop(x, f, g, fg, *, lr, rule, steps, scales, gtol, f_opt, ftol, c, shrink,
     def retract_all(x, g, a):  # x_i - a s_i g_i, then rows back to unit norm
         out = []
         for xi, gi, si in zip(x, g, scales):
-            v = xi - broadcast(a * si, xi) * gi
+            v = xi - broadcast(a * si, xi) * gi if batched else torch.add(xi, gi, alpha=-a * si)
             out.append(v / torch.linalg.vector_norm(v, dim=-1, keepdim=True))
         return tuple(out)
 
-    sq = [per_run_sum(gi * gi) for gi in g]  # ||g_i||^2 per block and run
-    gnorm = sum(sq).sqrt()
-    gSg = sum(si * q for si, q in zip(scales, sq))  # <g, S g>: minus the slope along the step direction
-    alpha = torch.full(bshape, lr, dtype=f.dtype, device=f.device)
-    active = torch.ones(bshape, dtype=torch.bool, device=f.device)
-    batched = nd > 0
-    # Zhang-Hager nonmonotone reference value C and weight Q (C = f for a monotone test).
-    C, Q = f.clone(), torch.ones_like(f)
-    # |f+ - f| below flat_rtol * fscale: f is at its round-off floor (the scale: the starting loss)
-    flat_rtol = 1e-10 if f.dtype == torch.float64 else 1e-5
-    fscale = f.abs().clamp_min(torch.finfo(f.dtype).tiny)
+    def norms(g):  # ||grad f|| and <g, S g> (minus the slope along the step direction -S g)
+        sq = [dot(gi, gi) for gi in g]
+        return sum(sq) ** 0.5, sum(si * q for si, q in zip(scales, sq))
+
+    if not batched:
+        f = float(f)
+        f_opt = None if f_opt is None else float(f_opt)
+    gnorm, gSg = norms(g)
+    alpha = torch.full(bshape, lr, dtype=f.dtype, device=f.device) if batched else lr
+    active = torch.ones(bshape, dtype=torch.bool, device=f.device) if batched else True
+    converged = torch.zeros_like(active) if batched else False
+    iters = torch.zeros(bshape, dtype=torch.long, device=f.device) if batched else 0
+    # Zhang-Hager nonmonotone reference value C and its weight Q (for "armijo", C is just f).
+    C, Q = f, 1.0
+    # |f+ - f| below flat_rtol * fscale means f is at its round-off floor (scale: the starting loss).
+    flat_rtol = 1e-10 if g[0].dtype == torch.float64 else 1e-5
+    fscale = abs(f).clamp_min(1e-300) if batched else max(abs(f), 1e-300)
     bb_long = True
+    nan = math.nan
     losses, gnorms, alphas, times = [f], [gnorm], [], [time.perf_counter() - t0]
-    iters = torch.zeros(bshape, dtype=torch.long, device=f.device)
-    converged = torch.zeros(bshape, dtype=torch.bool, device=f.device)
     evals = 1
     for t in range(steps + 1):
         # 1. stopping test at the current iterate x_t
-        done = torch.zeros_like(active) if gtol is None else gnorm <= gtol
-        if f_opt is not None and ftol is not None:
-            done |= f - f_opt <= ftol
-        converged |= done & active
-        active &= ~done
+        if batched:
+            done = gnorm <= gtol if gtol is not None else torch.zeros_like(active)
+            if f_opt is not None and ftol is not None:
+                done = done | (f - f_opt <= ftol)
+            converged |= done & active
+            active = active & ~done
+        else:
+            done = (gtol is not None and gnorm <= gtol) or (ftol is not None and f_opt is not None
+                                                            and f - f_opt <= ftol)
+            converged, active = done, not done
         if callback is not None and callback(t, x, f, gnorm):
             break
-        if t == steps or not bool(active.any()):
+        if t == steps or not anyof(active):
             break
-        # 2. trial step size
-        if rule == "armijo" and t > 0:
-            a = (2 * alpha).clamp(lr_min, lr_max)
-        else:
-            a = alpha
+        # 2. trial step size: fixed, the BB step from the last iteration, or twice the last Armijo step
+        a = clip(2 * alpha) if (rule == "armijo" and t > 0) else alpha
         # 3. trial point, backtracking if the (nonmonotone) Armijo test fails
         for _ in range(max_backtracks + 1):
             xt = retract_all(x, g, a)
             ft, gt = fg(xt)
+            ft = ft if batched else float(ft)
             evals += 1
             if rule == "fixed":
                 break
@@ -351,22 +374,22 @@ def _loop(x, f, g, fg, *, lr, rule, steps, scales, gtol, f_opt, ftol, c, shrink,
             # two points: then gradients decide. "bb" uses Hager-Zhang's approximate Armijo test (the
             # same test for a quadratic); the monotone "armijo" asks the gradient norm to shrink.
             ok = ft <= C - c * a * gSg
-            flat = (ft - f).abs() <= flat_rtol * fscale
-            if bool(flat.any()):
+            flat = abs(ft - f) <= flat_rtol * fscale
+            if anyof(flat):
                 if rule == "bb":
-                    slope = sum(si * per_run_sum(gn * gi) for si, gn, gi in zip(scales, gt, g))  # <g+, S g>
-                    ok = torch.where(flat, slope >= -(1 - 2 * c) * gSg, ok)
+                    slope = sum(si * dot(gn, gi) for si, gn, gi in zip(scales, gt, g))  # <g+, S g>
+                    ok = where(flat, slope >= -(1 - 2 * c) * gSg, ok)
                 else:
-                    gSg_new = sum(si * per_run_sum(gn * gn) for si, gn in zip(scales, gt))
-                    ok = torch.where(flat, gSg_new <= (1 - c) * gSg, ok)
+                    gSg_new = sum(si * dot(gn, gn) for si, gn in zip(scales, gt))
+                    ok = where(flat, gSg_new <= (1 - c) * gSg, ok)
             if batched:
-                ok |= ~active
-            if bool(ok.all()):
+                ok = ok | ~active
+            if bool(ok.all()) if batched else ok:
                 break
-            a = torch.where(ok, a, a * shrink)
+            a = where(ok, a, a * shrink)
         # 4. BB step size for the next iteration, from s = -a S g (projected to x_{t+1}) and y
         if rule == "bb":
-            alpha = _bb_step(xt, g, gt, a, scales, per_run_sum, bb_long).clamp(lr_min, lr_max)
+            alpha = clip(_bb_step(xt, g, gt, a, scales, dot, bb_long, batched))
             bb_long = not bb_long
         elif rule == "armijo":
             alpha = a
@@ -376,9 +399,7 @@ def _loop(x, f, g, fg, *, lr, rule, steps, scales, gtol, f_opt, ftol, c, shrink,
             ft = torch.where(active, ft, f)
             gt = tuple(torch.where(broadcast(active, gi), gn, gi) for gi, gn in zip(g, gt))
         x, f, g = xt, ft, gt
-        sq = [per_run_sum(gi * gi) for gi in g]
-        gnorm = sum(sq).sqrt()
-        gSg = sum(si * q for si, q in zip(scales, sq))
+        gnorm, gSg = norms(g)
         if rule == "bb":
             Q_new = nonmonotone * Q + 1
             C = (nonmonotone * Q * C + f) / Q_new
@@ -386,20 +407,26 @@ def _loop(x, f, g, fg, *, lr, rule, steps, scales, gtol, f_opt, ftol, c, shrink,
         else:
             C = f
         iters += active
-        nan = torch.full_like(f, math.nan)
-        losses.append(torch.where(active, f, nan) if batched else f)
-        gnorms.append(torch.where(active, gnorm, nan) if batched else gnorm)
-        alphas.append(torch.where(active, a, nan) if batched else a)
+        if batched:
+            losses.append(torch.where(active, f, nan))
+            gnorms.append(torch.where(active, gnorm, nan))
+            alphas.append(torch.where(active, a, nan))
+        else:
+            losses.append(f)
+            gnorms.append(gnorm)
+            alphas.append(a)
         times.append(time.perf_counter() - t0)
 
-    def stack(v, shape):
-        return torch.stack(v).cpu().numpy() if v else np.zeros(shape)
+    def record(v, shape):
+        if not v:
+            return np.zeros(shape)
+        return torch.stack(v).cpu().numpy() if batched else np.asarray(v, dtype=np.float64)
 
     return History(
         points=tuple(x),
-        loss=stack(losses, (1,) + tuple(bshape)),
-        grad_norm=stack(gnorms, (1,) + tuple(bshape)),
-        step_size=stack(alphas, (0,) + tuple(bshape)),
+        loss=record(losses, (1,) + bshape),
+        grad_norm=record(gnorms, (1,) + bshape),
+        step_size=record(alphas, (0,) + bshape),
         time=np.asarray(times),
         iterations=iters.cpu().numpy() if batched else int(iters),
         converged=converged.cpu().numpy() if batched else bool(converged),
@@ -409,7 +436,7 @@ def _loop(x, f, g, fg, *, lr, rule, steps, scales, gtol, f_opt, ftol, c, shrink,
     )
 
 
-def _bb_step(xt, g, gt, a, scales, per_run_sum, long: bool):
+def _bb_step(xt, g, gt, a, scales, dot, long: bool, batched: bool):
     r"""Barzilai-Borwein step from the step just taken, in the metric scaled by the block factors.
 
     With the projection :math:`P` onto the tangent space at the new point as vector transport,
@@ -423,18 +450,19 @@ def _bb_step(xt, g, gt, a, scales, per_run_sum, long: bool):
     sSs = sy = ySy = 0.0
     for xn, gi, gn, si in zip(xt, g, gt, scales):
         radial = (xn * gi).sum(-1, keepdim=True)  # x+^T g per row: the part of g that the transport removes
-        pg2 = per_run_sum(gi * gi) - per_run_sum(radial * radial)  # ||P g||^2
-        ggn = per_run_sum(gi * gn)  # <P g, g+> = <g, g+>
-        gn2 = per_run_sum(gn * gn)
+        pg2 = dot(gi, gi) - dot(radial, radial)  # ||P g||^2
+        ggn = dot(gi, gn)  # <P g, g+> = <g, g+>
+        gn2 = dot(gn, gn)
         sSs = sSs + si * pg2  # times a^2
         sy = sy + si * (pg2 - ggn)  # times a
         ySy = ySy + si * (gn2 - 2 * ggn + pg2)
-    big = torch.full_like(a, math.inf)
+    if batched:
+        good = sy > 0 if long else (sy > 0) & (ySy > 0)
+        step_ = torch.where(good, a * sSs / sy if long else a * sy / ySy, math.inf)
+        return torch.nan_to_num(step_, nan=math.inf)
     if long:
-        step_ = torch.where(sy > 0, a * sSs / sy, big)
-    else:
-        step_ = torch.where((sy > 0) & (ySy > 0), a * sy / ySy, big)
-    return torch.nan_to_num(step_, nan=math.inf)
+        return a * sSs / sy if sy > 0 else math.inf
+    return a * sy / ySy if (sy > 0 and ySy > 0) else math.inf
 
 
 # --------------------------------------------------------------------------- checks
