@@ -510,10 +510,11 @@ class Trainer:
         return loss
 
     def train_epoch(self, progress=None, max_steps: int | None = None) -> float:
-        """Run one epoch (epoch number ``self.epoch + 1``) and step the schedule.
+        """Run one epoch (epoch number ``self.epoch + 1``) at the step size :meth:`lr_at` gives.
 
         ``max_steps`` cuts the epoch short (for benchmarks; a run never uses it). Returns the
-        mean training objective over the epoch's batches (this rank's view).
+        mean over the epoch's steps of the training objective of the global batch (the running
+        loss of the training mode, before each step).
         """
         self.net.train()
         self.loader.set_epoch(self.epoch + 1)
@@ -540,6 +541,10 @@ class Trainer:
             if progress is not None:
                 progress.update(1)
         self.epoch += 1
+        if self.world > 1:
+            # each rank's term is scaled so that their average is the global-batch objective
+            torch.distributed.all_reduce(total)
+            total /= self.world
         mean = (total / max(steps, 1)).item()  # one sync per epoch
         self.train_time += time.perf_counter() - t0
         if not math.isfinite(mean):
