@@ -174,8 +174,11 @@ class ExperimentResult:
     settings : dict
         The settings used (see :func:`settings`), plus the data description.
     wall_time_s : float
+        Whole study, data loading included.
     out_dir : str or None
         Where the run folders were written.
+    train_time_s : dict
+        ``{label: seconds spent in training steps}`` (evaluation excluded).
     """
 
     name: str
@@ -186,6 +189,7 @@ class ExperimentResult:
     settings: dict
     wall_time_s: float = 0.0
     out_dir: str | None = None
+    train_time_s: dict = dataclasses.field(default_factory=dict)
 
     @property
     def labels(self) -> list:
@@ -344,7 +348,7 @@ def _run_study(name: str, *, preset: str = "offline", dataset: str | None = None
     s["data"] = {"train": tr.describe(), "test": te.describe()}
     cfg = train.TrainConfig.from_dict(s["train"])
     out_dir = Path(out) / name if out is not None else None
-    runs = {}
+    runs, times = {}, {}
     for run_spec in s["runs"]:
         _config.seed_everything(cfg.seed)
         net = _build(s, run_spec, tr)
@@ -352,14 +356,14 @@ def _run_study(name: str, *, preset: str = "offline", dataset: str | None = None
         hist = train.train(net, tr, test_set=te if s["test_metrics"] else None, config=cfg, run_dir=run_dir,
                            meta={"experiment": name, "preset": preset, "run": run_spec})
         runs[run_spec["label"]] = {k: v for k, v in hist.to_dict().items() if k != "time_s"}
-        runs[run_spec["label"]]["train_time_s"] = hist.last().get("time_s")
+        times[run_spec["label"]] = hist.last().get("time_s")
         if progress and rank == 0:
             last = hist.last()
             print(f"  {name} / {run_spec['label']}: epoch {last['epoch']}, loss {last['loss']:.4g}, "
                   f"acc {last['acc']:.4f}, NC1 {last['nc1']:.4g}, NC2 {last['nc2']:.4g}, NC3 {last['nc3']:.4g}")
     res = ExperimentResult(name=name, preset=preset, dataset=tr.name, requested_dataset=tr.requested, runs=runs,
                            settings=s, wall_time_s=round(time.perf_counter() - t0, 2),
-                           out_dir=str(out_dir) if out_dir is not None else None)
+                           out_dir=str(out_dir) if out_dir is not None else None, train_time_s=times)
     if out_dir is not None and rank == 0:
         res.save(out_dir / "result.json")
     return res

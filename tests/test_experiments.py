@@ -46,7 +46,9 @@ def test_fast_collapse_result(monkeypatch):
     assert res.labels == ["normalized", "regularized"]
     for cols in res.runs.values():
         assert cols["epoch"] == [0, 2, 4]
+        assert all(isinstance(v, list) and len(v) == 3 for v in cols.values())  # plain columns, ready to plot
         assert cols["loss"][-1] < cols["loss"][0]
+    assert set(res.train_time_s) == {"normalized", "regularized"}
     cmp = res.compare("nc1")
     assert cmp["epochs"] == [2, 4] and cmp["n"] == 2 and 0 <= cmp["a_below_b"] <= 2
     assert cmp["final"] == (res.runs["normalized"]["nc1"][-1], res.runs["regularized"]["nc1"][-1])
