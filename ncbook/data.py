@@ -471,7 +471,7 @@ class InMemoryLoader:
     No worker processes, no copies per step: the whole dataset is moved to ``device`` once and
     batches are index selections. The order of epoch ``e`` is a function of ``(seed, e)`` only,
     so a resumed run visits the data in the same order as an uninterrupted one without saving
-    any loader state (set the epoch with :meth:`set_epoch`, as with ``DistributedSampler``).
+    any loader state (set the epoch with ``set_epoch``, as with ``DistributedSampler``).
 
     With ``world_size > 1`` (``partition="interleave"``, for training) every rank draws the same
     global permutation and batch ``b`` of rank ``r`` is ``global_batch_b[r::world_size]``; a

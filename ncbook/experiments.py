@@ -1,13 +1,11 @@
 r"""The paper's four deep-network studies, as functions and as a command line.
 
-=================  ====================================================  ===============================
-name               what it compares                                      paper setting (``preset="paper"``)
-=================  ====================================================  ===============================
-``fast-collapse``  normalized vs regularized arm, NC metrics over epochs  CIFAR-100, 30/class, ResNet18
-``generalization`` the same with test-set metrics                         CIFAR-100 (all), ResNet18
-``temperature``    normalized arm for several temperatures :math:`\tau`   CIFAR-10 (all), ResNet18
-``width``          normalized arm, random labels, several widths          CIFAR-10, 200/class, ResNet18VW
-=================  ====================================================  ===============================
+The four studies (name: what it compares; the paper setting used with ``preset="paper"``):
+
+* ``fast-collapse``: normalized vs regularized arm, NC metrics over epochs; CIFAR-100, 30 per class, ResNet18.
+* ``generalization``: the same with test-set metrics; CIFAR-100 (all), ResNet18.
+* ``temperature``: the normalized arm for several temperatures :math:`\tau`; CIFAR-10 (all), ResNet18.
+* ``width``: the normalized arm with random labels, several widths; CIFAR-10, 200 per class, ResNet18VW.
 
 Each function returns an :class:`ExperimentResult` holding the per-epoch history of every run
 (one run per arm, temperature or width), the dataset that really ran and the settings used.
@@ -448,7 +446,7 @@ _FUNCS = {"fast-collapse": fast_collapse, "generalization": generalization, "tem
 
 
 def run(name: str, **kwargs) -> ExperimentResult:
-    """Run the study ``name`` (one of :data:`EXPERIMENTS`) with the keyword arguments of the study functions."""
+    """Run the study ``name`` (one of ``EXPERIMENTS``) with the keyword arguments of the study functions."""
     return _FUNCS[_check_name(name)](**kwargs)
 
 
