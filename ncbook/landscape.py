@@ -448,8 +448,10 @@ class CriticalPointReport:
     ``label`` is one of
 
     * ``"not critical"``: the Riemannian gradient is not zero;
-    * ``"minimizer"``: gradient zero, Hessian PSD (second-order critical; by the landscape theorem a
-      global minimizer);
+    * ``"minimizer"``: gradient zero, Hessian PSD, i.e. a second-order critical point. When
+      :math:`d \ge K` the landscape theorem (chapter 06) makes it a global minimizer; for smaller
+      :math:`d` degenerate points exist where the loss still decreases at fourth order (chapter 06
+      shows one at K = 3, d = 2), so the label only certifies second-order criticality;
     * ``"strict saddle"``: gradient zero and a negative Hessian eigenvalue (the sense of the landscape
       theorem and of saddle-avoidance results: a direction of negative curvature). This includes
       local maximizers; :attr:`is_local_maximizer` tells them apart.
