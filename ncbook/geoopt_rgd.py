@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from . import rgd
-from ._checks import check_positive_int, check_unit_rows
+from ._checks import check_matrix, check_positive_int, check_unit_rows
 
 __all__ = ["NAME_MAP", "OPTIMIZERS", "manifold_parameter", "make_optimizer", "load_optimizer_state", "step", "run"]
 
@@ -83,7 +83,7 @@ def manifold_parameter(x: torch.Tensor, *, manifold: geoopt.Manifold | None = No
     manifold = geoopt.Sphere() if manifold is None else manifold
     if not isinstance(manifold, geoopt.Manifold):
         raise TypeError(f"manifold must be a geoopt.Manifold, got {type(manifold).__name__}")
-    x = sphere.normalize(x) if project else check_unit_rows(rgd._as_blocks(x, "x")[0][0], "x")
+    x = sphere.normalize(x) if project else check_unit_rows(check_matrix(x, "x", min_ndim=1), "x")
     if x.shape[-1] < 2:
         raise ValueError(f"x rows must have length d >= 2, got shape {tuple(x.shape)}")
     return geoopt.ManifoldParameter(x.detach().clone(), manifold=manifold)
@@ -261,6 +261,7 @@ def _run_fast(points, egrad_fn, *, loss_fn=None, optimizer, lr, steps, scales, g
     iters = torch.zeros(f.shape, dtype=torch.long, device=f.device)
     losses, gnorms, alphas, times = [f], [gnorm], [], [time.perf_counter() - t0]
     lr_t = torch.full(f.shape, lr, dtype=f.dtype, device=f.device)
+    too_long = torch.finfo(f.dtype).max ** 0.5 / 1e4
     for t in range(steps + 1):
         done = torch.zeros_like(active) if gtol is None else gnorm <= gtol
         if f_opt is not None and ftol is not None:
@@ -280,7 +281,11 @@ def _run_fast(points, egrad_fn, *, loss_fn=None, optimizer, lr, steps, scales, g
                 for p, o in zip(params, old):
                     p.copy_(torch.where(active.reshape(f.shape + (1,) * (p.ndim - nd)), p, o))
         iters += active
+        short = lr * max(scales) * gnorm.clamp_min(1.0) < too_long  # else |x + u|^2 may overflow: zero rows
         f, gnorm = evaluate()
+        if not bool((torch.isfinite(f) & torch.isfinite(gnorm) & short).all()):  # never return NaN silently
+            raise ValueError(f"the geoopt-{optimizer} run diverged at step {t + 1}: the step overflowed or the "
+                             "loss or gradient is no longer finite; use a smaller lr")
         nan = torch.full_like(f, math.nan)
         losses.append(torch.where(active, f, nan) if batched else f)
         gnorms.append(torch.where(active, gnorm, nan) if batched else gnorm)

@@ -323,14 +323,14 @@ def _loop(x, f, g, fg, *, lr, rule, steps, scales, gtol, f_opt, ftol, c, shrink,
             out.append(v / torch.linalg.vector_norm(v, dim=-1, keepdim=True))
         return tuple(out)
 
-    def norms(g):  # ||grad f|| and <g, S g> (minus the slope along the step direction -S g)
+    def norms(g):  # ||g_i||^2 per block, ||grad f||, and <g, S g> (minus the slope along the step -S g)
         sq = [dot(gi, gi) for gi in g]
-        return sum(sq) ** 0.5, sum(si * q for si, q in zip(scales, sq))
+        return sq, sum(sq) ** 0.5, sum(si * q for si, q in zip(scales, sq))
 
     if not batched:
         f = float(f)
         f_opt = None if f_opt is None else float(f_opt)
-    gnorm, gSg = norms(g)
+    sq, gnorm, gSg = norms(g)
     alpha = torch.full(bshape, lr, dtype=f.dtype, device=f.device) if batched else lr
     active = torch.ones(bshape, dtype=torch.bool, device=f.device) if batched else True
     converged = torch.zeros_like(active) if batched else False
@@ -342,6 +342,8 @@ def _loop(x, f, g, fg, *, lr, rule, steps, scales, gtol, f_opt, ftol, c, shrink,
     fscale = abs(f).clamp_min(1e-300) if batched else max(abs(f), 1e-300)
     bb_long = True
     nan = math.nan
+    smax = max(scales)
+    too_long = torch.finfo(g[0].dtype).max ** 0.5 / 1e4
     losses, gnorms, alphas, times = [f], [gnorm], [], [time.perf_counter() - t0]
     evals = 1
     for t in range(steps + 1):
@@ -387,19 +389,28 @@ def _loop(x, f, g, fg, *, lr, rule, steps, scales, gtol, f_opt, ftol, c, shrink,
             if bool(ok.all()) if batched else ok:
                 break
             a = where(ok, a, a * shrink)
-        # 4. BB step size for the next iteration, from s = -a S g (projected to x_{t+1}) and y
-        if rule == "bb":
-            alpha = clip(_bb_step(xt, g, gt, a, scales, dot, bb_long, batched))
-            bb_long = not bb_long
-        elif rule == "armijo":
-            alpha = a
-        # 5. accept: frozen runs keep their point
+        # 4. accept: frozen runs keep their point
         if batched and not bool(active.all()):
             xt = tuple(torch.where(broadcast(active, xi), xn, xi) for xi, xn in zip(x, xt))
             ft = torch.where(active, ft, f)
             gt = tuple(torch.where(broadcast(active, gi), gn, gi) for gi, gn in zip(g, gt))
-        x, f, g = xt, ft, gt
-        gnorm, gSg = norms(g)
+        # Never hand back NaN points silently; and a step so long that |x - a s g|^2 overflows would
+        # leave zero rows (x / inf), so refuse those too.
+        short = a * smax * gnorm < too_long
+        sq_old = sq
+        sq, gnorm, gSg_new = norms(gt)
+        ok = bool((torch.isfinite(ft) & torch.isfinite(gnorm) & short).all()) if batched else (
+            math.isfinite(ft) and math.isfinite(gnorm) and short)
+        if not ok:
+            raise ValueError(f"RGD diverged at step {t + 1}: the step overflowed or the loss or gradient is no "
+                             "longer finite; use a smaller lr (or a smaller tau, or a rule with a line search)")
+        # 5. BB step size for the next iteration, from s = -a S g (projected to x_{t+1}) and y
+        if rule == "bb":
+            alpha = clip(_bb_step(xt, g, gt, sq_old, sq, a, scales, dot, bb_long, batched))
+            bb_long = not bb_long
+        elif rule == "armijo":
+            alpha = a
+        x, f, g, gSg = xt, ft, gt, gSg_new
         if rule == "bb":
             Q_new = nonmonotone * Q + 1
             C = (nonmonotone * Q * C + f) / Q_new
@@ -436,7 +447,7 @@ def _loop(x, f, g, fg, *, lr, rule, steps, scales, gtol, f_opt, ftol, c, shrink,
     )
 
 
-def _bb_step(xt, g, gt, a, scales, dot, long: bool, batched: bool):
+def _bb_step(xt, g, gt, sq, sq_new, a, scales, dot, long: bool, batched: bool):
     r"""Barzilai-Borwein step from the step just taken, in the metric scaled by the block factors.
 
     With the projection :math:`P` onto the tangent space at the new point as vector transport,
@@ -448,11 +459,10 @@ def _bb_step(xt, g, gt, a, scales, dot, long: bool, batched: bool):
     :math:`\langle s,y\rangle \le 0` gives the largest step (the caller clips it).
     """
     sSs = sy = ySy = 0.0
-    for xn, gi, gn, si in zip(xt, g, gt, scales):
+    for xn, gi, gn, g2, gn2, si in zip(xt, g, gt, sq, sq_new, scales):  # g2, gn2: ||g_i||^2, ||g+_i||^2
         radial = (xn * gi).sum(-1, keepdim=True)  # x+^T g per row: the part of g that the transport removes
-        pg2 = dot(gi, gi) - dot(radial, radial)  # ||P g||^2
+        pg2 = g2 - dot(radial, radial)  # ||P g||^2
         ggn = dot(gi, gn)  # <P g, g+> = <g, g+>
-        gn2 = dot(gn, gn)
         sSs = sSs + si * pg2  # times a^2
         sy = sy + si * (pg2 - ggn)  # times a
         ySy = ySy + si * (gn2 - 2 * ggn + pg2)
