@@ -225,12 +225,18 @@ def run(points, loss_fn: Callable | None = None, *, egrad_fn: Callable | None = 
 
 
 def _run_fast(points, egrad_fn, *, loss_fn=None, optimizer, lr, steps, scales, gtol, f_opt, ftol, momentum=0.0,
-              betas=(0.9, 0.999), exact=False, callback=None, t0=None) -> rgd.History:
-    """The loop of :func:`run` on validated inputs (also used by :func:`ncbook.ufm.solve`)."""
+              betas=(0.9, 0.999), exact=False, callback=None, t0=None, tangent_grads=False) -> rgd.History:
+    """The loop of :func:`run` on validated inputs (also used by :func:`ncbook.ufm.solve`).
+
+    ``tangent_grads=True`` says that ``egrad_fn`` already returns Riemannian (tangent) gradients:
+    geoopt's projection leaves them unchanged, and their norm needs no projection. As in
+    :func:`ncbook.rgd.run`, a single run keeps its scalars as Python floats.
+    """
     t0 = time.perf_counter() if t0 is None else t0
     manifold = geoopt.SphereExact() if exact else geoopt.Sphere()
     params = [geoopt.ManifoldParameter(x.detach().clone(), manifold=manifold) for x in points]
     opt = make_optimizer(params, optimizer, lr=lr, scales=scales, momentum=momentum, betas=betas)
+    nd = None
 
     def evaluate():
         if egrad_fn is not None:
@@ -245,32 +251,42 @@ def _run_fast(points, egrad_fn, *, loss_fn=None, optimizer, lr, steps, scales, g
                 raise TypeError("loss_fn must return a tensor computed from the parameters (for autograd)")
             f.sum().backward()
             f = f.detach()
+        k = f.ndim if nd is None else nd
         with torch.no_grad():
-            sq = [(manifold.egrad2rgrad(p, p.grad) ** 2).flatten(f.ndim).sum(-1) for p in params]
-        return f, sum(sq).sqrt()
+            rg = [p.grad if tangent_grads else manifold.egrad2rgrad(p, p.grad) for p in params]
+            if k:
+                sq = sum((r * r).flatten(k).sum(-1) for r in rg)
+                return f, sq.sqrt()
+            return float(f), math.sqrt(sum(float(torch.dot(r.reshape(-1), r.reshape(-1))) for r in rg))
 
     f, gnorm = evaluate()
-    nd = f.ndim
+    nd = f.ndim if isinstance(f, torch.Tensor) else 0
     batched = nd > 0
-    if any(p.ndim <= nd or tuple(p.shape[:nd]) != tuple(f.shape) for p in params):
-        raise ValueError(f"the loss has batch shape {tuple(f.shape)}; every block must start with it")
+    bshape = tuple(f.shape) if batched else ()
+    if any(p.ndim <= nd or tuple(p.shape[:nd]) != bshape for p in params):
+        raise ValueError(f"the loss has batch shape {bshape}; every block must start with it")
     if f_opt is not None:
-        f_opt = torch.as_tensor(f_opt, dtype=f.dtype, device=f.device).expand(f.shape)
-    active = torch.ones(f.shape, dtype=torch.bool, device=f.device)
-    converged = torch.zeros_like(active)
-    iters = torch.zeros(f.shape, dtype=torch.long, device=f.device)
+        f_opt = torch.as_tensor(f_opt, dtype=f.dtype, device=f.device).expand(bshape) if batched else float(f_opt)
+    active = torch.ones(bshape, dtype=torch.bool, device=f.device) if batched else True
+    converged = torch.zeros_like(active) if batched else False
+    iters = torch.zeros(bshape, dtype=torch.long, device=f.device) if batched else 0
     losses, gnorms, alphas, times = [f], [gnorm], [], [time.perf_counter() - t0]
-    lr_t = torch.full(f.shape, lr, dtype=f.dtype, device=f.device)
-    too_long = torch.finfo(f.dtype).max ** 0.5 / 1e4
+    too_long = torch.finfo(params[0].dtype).max ** 0.5 / 1e4
+    smax = max(scales)
     for t in range(steps + 1):
-        done = torch.zeros_like(active) if gtol is None else gnorm <= gtol
-        if f_opt is not None and ftol is not None:
-            done |= f - f_opt <= ftol
-        converged |= done & active
-        active &= ~done
+        if batched:
+            done = gnorm <= gtol if gtol is not None else torch.zeros_like(active)
+            if f_opt is not None and ftol is not None:
+                done = done | (f - f_opt <= ftol)
+            converged |= done & active
+            active = active & ~done
+        else:
+            done = (gtol is not None and gnorm <= gtol) or (ftol is not None and f_opt is not None
+                                                            and f - f_opt <= ftol)
+            converged, active = done, not done
         if callback is not None and callback(t, tuple(p.detach() for p in params), f, gnorm):
             break
-        if t == steps or not bool(active.any()):
+        if t == steps or not (bool(active.any()) if batched else active):
             break
         partial = batched and not bool(active.all())
         if partial:  # frozen runs keep their point: remember it, step everyone, restore
@@ -279,28 +295,40 @@ def _run_fast(points, egrad_fn, *, loss_fn=None, optimizer, lr, steps, scales, g
         if partial:
             with torch.no_grad():
                 for p, o in zip(params, old):
-                    p.copy_(torch.where(active.reshape(f.shape + (1,) * (p.ndim - nd)), p, o))
+                    p.copy_(torch.where(active.reshape(bshape + (1,) * (p.ndim - nd)), p, o))
         iters += active
-        short = lr * max(scales) * gnorm.clamp_min(1.0) < too_long  # else |x + u|^2 may overflow: zero rows
+        # a step so long that |x + u|^2 overflows would leave zero rows; NaN must never pass silently
+        short = lr * smax * (gnorm.clamp_min(1.0) if batched else max(gnorm, 1.0)) < too_long
         f, gnorm = evaluate()
-        if not bool((torch.isfinite(f) & torch.isfinite(gnorm) & short).all()):  # never return NaN silently
+        ok = bool((torch.isfinite(f) & torch.isfinite(gnorm) & short).all()) if batched else (
+            math.isfinite(f) and math.isfinite(gnorm) and short)
+        if not ok:
             raise ValueError(f"the geoopt-{optimizer} run diverged at step {t + 1}: the step overflowed or the "
                              "loss or gradient is no longer finite; use a smaller lr")
-        nan = torch.full_like(f, math.nan)
-        losses.append(torch.where(active, f, nan) if batched else f)
-        gnorms.append(torch.where(active, gnorm, nan) if batched else gnorm)
-        alphas.append(torch.where(active, lr_t, nan) if batched else lr_t)
+        if batched:
+            losses.append(torch.where(active, f, math.nan))
+            gnorms.append(torch.where(active, gnorm, math.nan))
+            alphas.append(torch.where(active, lr, math.nan))
+        else:
+            losses.append(f)
+            gnorms.append(gnorm)
+            alphas.append(lr)
         times.append(time.perf_counter() - t0)
-    T = len(losses) - 1
+
+    def record(v, shape):
+        if not v:
+            return np.zeros(shape)
+        return torch.stack(v).cpu().numpy() if batched else np.asarray(v, dtype=np.float64)
+
     return rgd.History(
         points=tuple(p.detach().clone() for p in params),
-        loss=torch.stack(losses).cpu().numpy(),
-        grad_norm=torch.stack(gnorms).cpu().numpy(),
-        step_size=torch.stack(alphas).cpu().numpy() if alphas else np.zeros((0,) + tuple(f.shape)),
+        loss=record(losses, (1,) + bshape),
+        grad_norm=record(gnorms, (1,) + bshape),
+        step_size=record(alphas, (0,) + bshape),
         time=np.asarray(times),
         iterations=iters.cpu().numpy() if batched else int(iters),
         converged=converged.cpu().numpy() if batched else bool(converged),
         rule=f"geoopt-{optimizer}",
-        evaluations=T + 1,
+        evaluations=len(losses),
         scales=tuple(scales),
     )

@@ -357,10 +357,10 @@ def solve(K: int, d: int, n: int, tau, *, method: str = "rgd", steps: int | None
     else:
         from . import geoopt_rgd
 
-        egrad_fn = _fast_loss_and_rgrad(y, K, tau_t, dtype, riemannian=False)
-        hist = geoopt_rgd._run_fast((W, H), egrad_fn, optimizer=method.split("-")[1], lr=lr, steps=steps,
+        # geoopt projects whatever gradient it is given; a tangent one passes unchanged, and saves work
+        hist = geoopt_rgd._run_fast((W, H), fg, optimizer=method.split("-")[1], lr=lr, steps=steps,
                                     scales=scales if method == "geoopt-sgd" else (1.0, 1.0), gtol=gtol,
-                                    f_opt=opt, ftol=ftol, t0=t0)
+                                    f_opt=opt, ftol=ftol, t0=t0, tangent_grads=True)
     seconds = time.perf_counter() - t0
     W, H = hist.points
 
