@@ -3,7 +3,7 @@ PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-$(shell cat requirements-dev.txt pyproject.toml | cksum | cut -d' ' -f1)
-ASSETS  := _assets/.fetched-v2
+ASSETS  := _assets/.fetched-v3
 export NCBOOK_FAST ?= 1
 
 .PHONY: book test setup notebooks lint clean

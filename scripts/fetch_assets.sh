@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dest=_assets
-stamp="$dest/.fetched-v2"
+stamp="$dest/.fetched-v3"
 [[ -f $stamp ]] && exit 0
 command -v npm >/dev/null || { echo "fetch_assets: npm is required (apt-get install npm, or Node.js from nodejs.org)" >&2; exit 1; }
 work=$(mktemp -d)
@@ -21,6 +21,11 @@ cp -r "$mj/ui" "$mj/a11y" "$dest/mathjax/es5/"
 # The widget manager and the icon fonts it loads from beside itself (webpack public path).
 mkdir -p "$dest/widgets"
 find "$work/jupyter-widgets-html-manager-1.0.6/dist" -maxdepth 1 -type f ! -name '*.map' -exec cp {} "$dest/widgets/" \;
+# The manager asks for its icon fonts at <page folder>/@jupyter-widgets/html-manager/dist/, and every
+# page lives in book/: ship them there too (Sphinx copies html_extra_path to the site root).
+fonts="$dest/extra/book/@jupyter-widgets/html-manager/dist"
+mkdir -p "$fonts"
+find "$work/jupyter-widgets-html-manager-1.0.6/dist" -maxdepth 1 -type f \( -name '*.woff*' -o -name '*.ttf' -o -name '*.eot' -o -name '*.svg' \) -exec cp {} "$fonts/" \;
 cp "$work/requirejs-2.3.4/require.js" "$dest/require.js"
 touch "$stamp"
 echo "fetch_assets: vendored $(du -sh "$dest" | cut -f1) into $dest/"
