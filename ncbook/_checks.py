@@ -18,6 +18,7 @@ __all__ = [
     "check_finite",
     "check_labels",
     "check_positive_int",
+    "check_positive_real",
     "check_tau",
     "check_unit_rows",
     "check_matrix",
@@ -94,16 +95,21 @@ def check_unit_rows(x: torch.Tensor, name: str, tol: float | None = None) -> tor
     return x
 
 
+def check_positive_real(v, name: str) -> float:
+    """Return ``v`` as a float after checking that it is a finite real number > 0."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{name} must be a real number > 0, got {type(v).__name__}")
+    v = float(v)
+    if not math.isfinite(v) or v <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {v}")
+    return v
+
+
 def check_tau(tau) -> float:
     """Return ``tau`` as a float after checking that it is a finite real number > 0."""
     if isinstance(tau, torch.Tensor) and tau.numel() == 1 and not tau.is_complex() and tau.dtype != torch.bool:
         tau = tau.item()
-    if isinstance(tau, bool) or not isinstance(tau, numbers.Real):
-        raise TypeError(f"tau must be a real number, got {type(tau).__name__}")
-    tau = float(tau)
-    if not math.isfinite(tau) or tau <= 0:
-        raise ValueError(f"tau must be a finite number > 0, got {tau}")
-    return tau
+    return check_positive_real(tau, "tau")
 
 
 def check_positive_int(v, name: str, minimum: int = 1) -> int:

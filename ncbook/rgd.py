@@ -54,7 +54,7 @@ import numpy as np
 import torch
 
 from . import sphere
-from ._checks import check_matrix, check_positive_int, check_unit_rows
+from ._checks import check_matrix, check_positive_int, check_positive_real, check_unit_rows
 
 __all__ = ["RULES", "History", "step", "run"]
 
@@ -496,13 +496,7 @@ def _check_real(v, name, low, high, *, closed_low=False):
     return v
 
 
-def _check_lr(lr, name):
-    if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
-        raise TypeError(f"{name} must be a real number > 0, got {type(lr).__name__}")
-    lr = float(lr)
-    if not math.isfinite(lr) or lr <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {lr}")
-    return lr
+_check_lr = check_positive_real  # lr, lr_min, lr_max and the per-block scales share one check
 
 
 def _check_tol(tol, name):

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._checks import check_labels, check_matrix, check_positive_int, check_tau, check_unit_rows
+from ._checks import check_labels, check_matrix, check_positive_int, check_positive_real, check_tau, check_unit_rows
 
 __all__ = [
     "balanced_labels",
@@ -306,7 +306,7 @@ def solve(K: int, d: int, n: int, tau, *, method: str = "rgd", steps: int | None
     if not isinstance(stop_on, str) or stop_on not in _STOP_ON:
         raise ValueError(f"stop_on must be one of {_STOP_ON}, got {stop_on!r}")
     steps = _DEFAULT_STEPS[method] if steps is None else check_positive_int(steps, "steps", minimum=0)
-    lr = _DEFAULT_LR[method] if lr is None else _check_lr_value(lr)
+    lr = _DEFAULT_LR[method] if lr is None else check_positive_real(lr, "lr")
     tol = _check_tol_value(tol)
     if dtype not in (torch.float32, torch.float64):
         raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
@@ -453,14 +453,6 @@ def _check_seed(s, name="seed"):
         raise ValueError(f"{name} must be >= 0, got {s}")
     return int(s)
 
-
-def _check_lr_value(lr):
-    if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
-        raise TypeError(f"lr must be a real number > 0, got {type(lr).__name__}")
-    lr = float(lr)
-    if not math.isfinite(lr) or lr <= 0:
-        raise ValueError(f"lr must be a finite number > 0, got {lr}")
-    return lr
 
 
 def _check_tol_value(tol):
