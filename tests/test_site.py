@@ -188,6 +188,7 @@ def test_a_failing_cell_fails_the_build_loudly(tmp_path):
     cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
     cfg["sphinx"]["config"]["html_static_path"] = []
     cfg["sphinx"]["config"].pop("html_extra_path")
+    cfg["sphinx"]["config"].pop("html_js_files")
     cfg["sphinx"]["config"].pop("mathjax_path")
     cfg.pop("bibtex_bibfiles")
     (tmp_path / "_config.yml").write_text(yaml.safe_dump(cfg))
