@@ -274,16 +274,7 @@ def _run_fast(points, egrad_fn, *, loss_fn=None, optimizer, lr, steps, scales, g
     too_long = torch.finfo(params[0].dtype).max ** 0.5 / 1e4
     smax = max(scales)
     for t in range(steps + 1):
-        if batched:
-            done = gnorm <= gtol if gtol is not None else torch.zeros_like(active)
-            if f_opt is not None and ftol is not None:
-                done = done | (f - f_opt <= ftol)
-            converged |= done & active
-            active = active & ~done
-        else:
-            done = (gtol is not None and gnorm <= gtol) or (ftol is not None and f_opt is not None
-                                                            and f - f_opt <= ftol)
-            converged, active = done, not done
+        converged, active = rgd._stopping_test(f, gnorm, f_opt, gtol, ftol, active, converged, batched)
         if callback is not None and callback(t, tuple(p.detach() for p in params), f, gnorm):
             break
         if t == steps or not (bool(active.any()) if batched else active):

@@ -348,16 +348,7 @@ def _loop(x, f, g, fg, *, lr, rule, steps, scales, gtol, f_opt, ftol, c, shrink,
     evals = 1
     for t in range(steps + 1):
         # 1. stopping test at the current iterate x_t
-        if batched:
-            done = gnorm <= gtol if gtol is not None else torch.zeros_like(active)
-            if f_opt is not None and ftol is not None:
-                done = done | (f - f_opt <= ftol)
-            converged |= done & active
-            active = active & ~done
-        else:
-            done = (gtol is not None and gnorm <= gtol) or (ftol is not None and f_opt is not None
-                                                            and f - f_opt <= ftol)
-            converged, active = done, not done
+        converged, active = _stopping_test(f, gnorm, f_opt, gtol, ftol, active, converged, batched)
         if callback is not None and callback(t, x, f, gnorm):
             break
         if t == steps or not anyof(active):
@@ -494,6 +485,19 @@ def _check_real(v, name, low, high, *, closed_low=False):
     if not (math.isfinite(v) and ok_low and v < high):
         raise ValueError(f"{name} must lie in {'[' if closed_low else '('}{low}, {high}), got {v}")
     return v
+
+
+def _stopping_test(f, gnorm, f_opt, gtol, ftol, active, converged, batched):
+    """Stopping test shared by :func:`run` and ``geoopt_rgd.run``: a run stops once its gradient norm
+    is ``<= gtol`` or its gap ``f - f_opt`` is ``<= ftol``. Returns the new ``(converged, active)``;
+    in a batch, runs already stopped stay as they were."""
+    if batched:
+        done = gnorm <= gtol if gtol is not None else torch.zeros_like(active)
+        if f_opt is not None and ftol is not None:
+            done = done | (f - f_opt <= ftol)
+        return converged | (done & active), active & ~done
+    done = (gtol is not None and gnorm <= gtol) or (ftol is not None and f_opt is not None and f - f_opt <= ftol)
+    return done, not done
 
 
 _check_lr = check_positive_real  # lr, lr_min, lr_max and the per-block scales share one check
