@@ -25,6 +25,7 @@ Introduced in: chapter 04 (RGD with geoopt).
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -306,10 +307,7 @@ def _run_fast(points, egrad_fn, *, loss_fn=None, optimizer, lr, steps, scales, g
             alphas.append(lr)
         times.append(time.perf_counter() - t0)
 
-    def record(v, shape):
-        if not v:
-            return np.zeros(shape)
-        return torch.stack(v).cpu().numpy() if batched else np.asarray(v, dtype=np.float64)
+    record = functools.partial(rgd._record, batched=batched)
 
     return rgd.History(
         points=tuple(p.detach().clone() for p in params),

@@ -44,6 +44,7 @@ Introduced in: chapter 03 (RGD by hand).
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import time
@@ -419,10 +420,7 @@ def _loop(x, f, g, fg, *, lr, rule, steps, scales, gtol, f_opt, ftol, c, shrink,
             alphas.append(a)
         times.append(time.perf_counter() - t0)
 
-    def record(v, shape):
-        if not v:
-            return np.zeros(shape)
-        return torch.stack(v).cpu().numpy() if batched else np.asarray(v, dtype=np.float64)
+    record = functools.partial(_record, batched=batched)
 
     return History(
         points=tuple(x),
@@ -485,6 +483,13 @@ def _check_real(v, name, low, high, *, closed_low=False):
     if not (math.isfinite(v) and ok_low and v < high):
         raise ValueError(f"{name} must lie in {'[' if closed_low else '('}{low}, {high}), got {v}")
     return v
+
+
+def _record(v, shape, *, batched):
+    """A per-iteration history list as an array: ``(T,)`` for one run, ``(T, B)`` for a batch."""
+    if not v:
+        return np.zeros(shape)
+    return torch.stack(v).cpu().numpy() if batched else np.asarray(v, dtype=np.float64)
 
 
 def _stopping_test(f, gnorm, f_opt, gtol, ftol, active, converged, batched):
