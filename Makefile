@@ -2,7 +2,7 @@
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
-STAMP   := $(VENV)/.installed-$(shell cat requirements-dev.txt pyproject.toml | cksum | cut -d' ' -f1)
+STAMP   := $(VENV)/.installed-$(shell cat constraints.txt pyproject.toml | cksum | cut -d' ' -f1)
 ASSETS  := _assets/.fetched-v3
 export NCBOOK_FAST ?= 1
 
@@ -18,9 +18,9 @@ test: setup
 
 setup: $(STAMP) $(ASSETS)
 
-$(STAMP): requirements-dev.txt pyproject.toml
+$(STAMP): constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q -r requirements-dev.txt
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[widgets,data,book,course,dev]"
 	rm -f $(VENV)/.installed-* && touch $@
 
 $(ASSETS): scripts/fetch_assets.sh

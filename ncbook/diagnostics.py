@@ -27,8 +27,9 @@ Introduced in: chapter 02 (optimization on the sphere). pymanopt has the same id
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Union
+from typing import Union
 
 import numpy as np
 import torch
