@@ -210,9 +210,9 @@ def tangent_figure(angle: float = 0.6, step: float = 0.8, A=None) -> Figure:
     angle = _real(angle, "angle")
     step = _real(step, "step", 0.0, 1e3)
     A = _sym_matrix(DEFAULT_A2 if A is None else A, 2)
-    plotting.use_style()
-    fig = Figure(figsize=(9.5, 4.3), layout="constrained")
-    return _draw_tangent(fig, _tangent_state(angle, step, A), A)
+    with plotting.style():
+        fig = Figure(figsize=plotting.figsize(1.0, 0.5), layout="constrained")
+        return _draw_tangent(fig, _tangent_state(angle, step, A), A)
 
 
 def tangent_explorer(A=None, *, angle: float = 0.6, step: float = 0.8):
@@ -234,8 +234,8 @@ def tangent_explorer(A=None, *, angle: float = 0.6, step: float = 0.8):
 
     def draw(angle, step):
         state = _tangent_state(angle, step, A)
-        plotting.use_style()
-        fig = _draw_tangent(Figure(figsize=(9.5, 4.3), layout="constrained"), state, A)
+        with plotting.style():
+            fig = _draw_tangent(Figure(figsize=plotting.figsize(1.0, 0.5), layout="constrained"), state, A)
         _show(fig)
         return state
 
@@ -370,8 +370,8 @@ def rgd_figure(lr: float = 0.2, steps: int = 30, *, A=None, x0=None, rule: str =
     matplotlib.figure.Figure
     """
     state = _rgd_state(*_rgd_inputs(A, x0, lr, steps, rule))
-    plotting.use_style()
-    return _draw_rgd(Figure(figsize=(10, 4.3), layout="constrained"), state)
+    with plotting.style():
+        return _draw_rgd(Figure(figsize=plotting.figsize(1.0, 0.45), layout="constrained"), state)
 
 
 def rgd_stepper(A=None, *, x0=None, lr: float = 0.2, steps: int = 30, rule: str = "fixed"):
@@ -391,8 +391,9 @@ def rgd_stepper(A=None, *, x0=None, lr: float = 0.2, steps: int = 30, rule: str 
 
     def draw(lr, steps, rule):
         state = _rgd_state(A, x0, lr, steps, rule)
-        plotting.use_style()
-        _show(_draw_rgd(Figure(figsize=(10, 4.3), layout="constrained"), state))
+        with plotting.style():
+            fig = _draw_rgd(Figure(figsize=plotting.figsize(1.0, 0.45), layout="constrained"), state)
+        _show(fig)
         return state
 
     def controls(w):
@@ -485,8 +486,8 @@ def tau_figure(tau: float = 5.0, *, K: int = 4, Ks=(2, 4, 10, 100), tau_max: flo
     matplotlib.figure.Figure
     """
     state = _tau_state(*_tau_inputs(tau, K, Ks, tau_max))
-    plotting.use_style()
-    return _draw_tau(Figure(figsize=(10, 4.0), layout="constrained"), state)
+    with plotting.style():
+        return _draw_tau(Figure(figsize=plotting.figsize(1.0, 0.45), layout="constrained"), state)
 
 
 def tau_explorer(*, tau: float = 5.0, K: int = 4, Ks=(2, 4, 10, 100), tau_max: float = 30.0):
@@ -505,8 +506,9 @@ def tau_explorer(*, tau: float = 5.0, K: int = 4, Ks=(2, 4, 10, 100), tau_max: f
 
     def draw(tau, K):
         state = _tau_state(tau, K, Ks, tau_max)
-        plotting.use_style()
-        _show(_draw_tau(Figure(figsize=(10, 4.0), layout="constrained"), state))
+        with plotting.style():
+            fig = _draw_tau(Figure(figsize=plotting.figsize(1.0, 0.45), layout="constrained"), state)
+        _show(fig)
         return state
 
     def controls(w):
