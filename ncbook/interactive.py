@@ -347,9 +347,9 @@ def curves_figure(curves: dict, *, value_label: str, xlabel: str, ylabel: str, l
                   format_value: Callable = "{:g}".format, height: int = 420):
     r"""A slider over precomputed sets of named curves: ``curves = {value: {name: y, ...}, ...}``.
 
-    Every value holds the same number of curves (the i-th keeps its colour; names may change). ``background`` curves (``{name: y}``) are drawn in light
-    grey under them and never change. On a log axis non-positive values are left out (a gap of
-    exactly zero has no logarithm).
+    Every value holds the same number of curves (the i-th keeps its colour; names may change).
+    ``background`` curves (``{name: y}``) are drawn in light grey under them and never change. On
+    a log axis non-positive values are left out (a gap of exactly zero has no logarithm).
     """
     go = _go()
     values = list(curves)

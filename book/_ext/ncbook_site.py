@@ -1,8 +1,9 @@
 """Small fixes to the HTML pages of the book (a local Sphinx extension, see _config.yml).
 
-* sphinx-thebe registers its inline configuration script (``const THEBE_JS_URL = ...``) once per
-  read of the sources, and Jupyter Book reads them twice, so every page declared the constant
-  twice and logged a SyntaxError. Keep each script once.
+* sphinx-thebe and sphinx-togglebutton add inline scripts (``const THEBE_JS_URL = ...``) after
+  the HTML builder exists, and Sphinx 7.4 then keeps each twice, once with the filename ``None``
+  and once with ``""``, so they do not compare equal. Every page declared the constant twice and
+  logged a SyntaxError. Keep each script once.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ def _unique_scripts(app, pagename, templatename, context, doctree):
         return
     seen, kept = set(), []
     for js in scripts:
-        key = (str(js), tuple(sorted(getattr(js, "attributes", {}).items())))
+        attrs = tuple(sorted(getattr(js, "attributes", {}).items()))
+        key = (getattr(js, "filename", str(js)) or "", attrs)
         if key not in seen:
             seen.add(key)
             kept.append(js)
@@ -22,5 +24,5 @@ def _unique_scripts(app, pagename, templatename, context, doctree):
 
 
 def setup(app):
-    app.connect("html-page-context", _unique_scripts, priority=900)
+    app.connect("html-page-context", _unique_scripts)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
