@@ -155,7 +155,7 @@ def _check_interactive_figures(page, doc):
             after = fig.evaluate(_PLOTLY_SIGNATURE)
             assert after != before, f"{label}: button {k + 1} changed nothing"
             before = after
-        if fig.locator(".gl-container").count():  # a 3-D view turns when dragged
+        if fig.evaluate("gd => !!gd._fullLayout.scene"):  # a 3-D view turns when dragged
             box = fig.bounding_box()
             cx, cy = box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.45
             page.mouse.move(cx, cy)
@@ -217,7 +217,7 @@ def test_page_reads_well(browser, site, doc, width):
             assert not long_lines, f"{doc}: {len(long_lines)} code lines over {CODE_LINE_LIMIT}: {long_lines[:3]}"
         if width == 1366:
             shrunk = page.evaluate("""() => Array.from(document.querySelectorAll('main img'))
-                .filter(i => i.naturalWidth > 0 && i.clientWidth < 0.85 * i.naturalWidth)
+                .filter(i => i.naturalWidth > 0 && i.offsetParent !== null && i.clientWidth < 0.85 * i.naturalWidth)
                 .map(i => `${i.clientWidth}/${i.naturalWidth}px ${i.src.split('/').pop()}`)""")
             assert not shrunk, f"{doc}: figures shown below 85% of their size: {shrunk}"
             cut = page.evaluate("""() => Array.from(document.querySelectorAll('main mjx-container[display="true"]'))
