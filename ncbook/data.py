@@ -496,13 +496,17 @@ class InMemoryLoader:
         How the rows are shared between ranks (see above).
     memory_format : torch.memory_format, optional
         E.g. ``torch.channels_last`` for 4-D image inputs.
+    min_rows : int
+        ``"interleave"`` only: a final global batch that would give a rank fewer than ``min_rows``
+        rows is merged into the batch before it (BatchNorm in training mode needs 2 rows).
     """
 
     def __init__(self, ds: Dataset, batch_size: int, *, shuffle: bool = False, seed: int = 0, device=None,
                  rank: int = 0, world_size: int = 1, epoch: int = 0, partition: str = "interleave",
-                 memory_format=None):
+                 memory_format=None, min_rows: int = 1):
         _check_dataset(ds)
         self.batch_size = check_positive_int(batch_size, "batch_size")
+        self.min_rows = check_positive_int(min_rows, "min_rows")
         self.world_size = check_positive_int(world_size, "world_size")
         if not (0 <= int(rank) < self.world_size):
             raise ValueError(f"rank must be in [0, {self.world_size}), got {rank}")
@@ -531,8 +535,15 @@ class InMemoryLoader:
         if self.partition == "block":
             n = torch.tensor_split(torch.arange(self.N), self.world_size)[self.rank].numel()
             return -(-n // self.batch_size)
-        full, rest = divmod(self.N, self.batch_size)
-        return full + (1 if rest >= self.world_size else 0)
+        return len(self._global_bounds())
+
+    def _global_bounds(self) -> list:
+        """``(start, stop)`` of each global batch of the ``"interleave"`` partition."""
+        bounds = [(a, min(a + self.batch_size, self.N)) for a in range(0, self.N, self.batch_size)]
+        short = len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < self.min_rows * self.world_size
+        if self.min_rows > 1 and short:
+            bounds[-2:] = [(bounds[-2][0], self.N)]  # too small for BatchNorm: merge into the previous batch
+        return [(a, b) for a, b in bounds if b - a >= self.world_size]
 
     def batches(self):
         """Yield ``(x, y, n_global)``: this rank's batch and the size of the global batch it is part of."""
@@ -543,10 +554,8 @@ class InMemoryLoader:
                 idx = order[start:start + self.batch_size].to(self.X.device)
                 yield self.X[idx], self.y[idx], idx.numel()
             return
-        for start in range(0, self.N, self.batch_size):
-            batch = order[start:start + self.batch_size]
-            if batch.numel() < self.world_size:
-                continue
+        for start, stop in self._global_bounds():
+            batch = order[start:stop]
             idx = batch[self.rank::self.world_size].to(self.X.device)
             yield self.X[idx], self.y[idx], batch.numel()
 
