@@ -31,6 +31,8 @@ _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 def resolve(precision: str, device) -> str:
     """The precision ``"fp32"``, ``"bf16"`` or ``"fp16"`` that ``precision`` means on ``device``."""
+    if not isinstance(precision, str):
+        raise TypeError(f"precision must be one of {PRECISIONS}, got {type(precision).__name__}")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     device = torch.device(device)
