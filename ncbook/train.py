@@ -486,17 +486,29 @@ def _torch_threads(n: int):
 
 @contextlib.contextmanager
 def _progress_bar(enabled: bool, total: int, desc: str):
-    """A ``tqdm.auto`` bar that disappears when done (``leave=False``), or None."""
+    """A ``tqdm.auto`` bar labelled ``desc`` that disappears when done, or None.
+
+    In a notebook the bar's widget is shown through a display handle and replaced by an empty
+    output when it closes, so a saved notebook keeps no stale "0%| | 0/800" text.
+    """
     if not enabled or total <= 0:
         yield None
         return
     from tqdm.auto import tqdm  # noqa: PLC0415 - tqdm is needed only when a bar is shown
 
-    bar = tqdm(total=total, desc=desc, unit="step", leave=False)
+    notebook = any(c.__module__ == "tqdm.notebook" for c in tqdm.__mro__)  # tqdm.auto chose the widget bar
+    bar = tqdm(total=total, desc=desc, unit="step", leave=False, **({"display": False} if notebook else {}))
+    handle = None
+    if notebook:
+        from IPython.display import display  # noqa: PLC0415 - only inside a notebook kernel
+
+        handle = display(bar.container, display_id=True)
     try:
         yield bar
     finally:
         bar.close()
+        if handle is not None:
+            handle.update({"text/plain": ""}, raw=True)
 
 
 class _Run:
