@@ -260,9 +260,9 @@ class Trainer:
         self.net = self._distributed(model)
         # the data moves to the device (and memory format) once, not per step or per evaluation
         self.train_set, self.test_set = self._place(train_set), self._place(test_set)
-        if model.has_batchnorm and cfg.batch_size < 2 * self.world:
-            raise ValueError(f"batch_size must be >= {2 * self.world} for a model with BatchNorm "
-                             f"({self.world} rank(s), 2 rows each), got {cfg.batch_size}")
+        if model.has_batchnorm and min(cfg.batch_size, len(train_set)) < 2 * self.world:
+            raise ValueError(f"batch_size and the rows of train_set must be >= {2 * self.world} for a model with "
+                             f"BatchNorm (2 rows per rank), got {cfg.batch_size} and {len(train_set)}")
         self.loader = InMemoryLoader(self.train_set, cfg.batch_size, shuffle=cfg.shuffle, seed=cfg.seed,
                                      rank=self.rank, world_size=self.world, min_rows=2 if model.has_batchnorm else 1)
         if len(self.loader) == 0:

@@ -227,3 +227,11 @@ def test_progress_bars_leave_no_text_in_a_saved_notebook():
     outputs = nb.cells[0].outputs
     assert outputs and all(o.output_type == "display_data" for o in outputs)  # the bar was shown
     assert all(not o.data.get("text/plain") for o in outputs)  # and left nothing behind
+
+
+def test_batchnorm_refuses_batches_it_cannot_normalize(splits):
+    tr, _ = splits
+    with pytest.raises(ValueError, match="batch_size and the rows of train_set must be >= 2"):
+        train.train(_model(tr, batchnorm=True), tr, epochs=1, batch_size=1, progress=False)
+    with pytest.raises(ValueError, match="got 32 and 1"):
+        train.train(_model(tr, batchnorm=True), tr.take([0]), epochs=1, batch_size=32, progress=False)
