@@ -19,7 +19,10 @@ from . import config, metrics
 from .data import Dataset, InMemoryLoader
 from .models import NCNet
 
-__all__ = ["evaluate", "check_model_data"]
+__all__ = ["evaluate", "check_model_data", "EVAL_BATCH_SIZE"]
+
+#: Rows per evaluation batch unless told otherwise (also ``TrainConfig.eval_batch_size``'s default).
+EVAL_BATCH_SIZE = 1024
 
 
 def check_model_data(model, ds, name: str = "ds") -> None:
@@ -36,7 +39,7 @@ def check_model_data(model, ds, name: str = "ds") -> None:
 
 
 @torch.no_grad()
-def evaluate(model: NCNet, ds: Dataset, *, batch_size: int = 1024, device=None, memory_format=None) -> dict:
+def evaluate(model: NCNet, ds: Dataset, *, batch_size: int = EVAL_BATCH_SIZE, device=None, memory_format=None) -> dict:
     r"""Loss, accuracy and NC metrics of ``model`` on ``ds``, in eval mode and float32.
 
     Parameters

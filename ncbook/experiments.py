@@ -70,9 +70,9 @@ __all__ = [
 EXPERIMENTS = ("fast-collapse", "generalization", "temperature", "width")
 PRESETS = ("offline", "paper")
 
-# The paper's optimization settings (paper-digest section 5.2).
-_PAPER_TRAIN = {"batch_size": 128, "lr": 0.05, "momentum": 0.9, "lr_decay": 0.1, "lr_decay_period": 40,
-                "weight_decay": 1e-4, "eval_every": 5, "seed": 0}
+# The paper's optimization settings (paper-digest section 5.2): TrainConfig's defaults, defined there once.
+_PAPER_TRAIN = {k: getattr(train.TrainConfig(), k) for k in ("batch_size", "lr", "momentum", "lr_decay",
+                                                             "lr_decay_period", "weight_decay", "eval_every", "seed")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -417,6 +417,17 @@ def _apply_overrides(s: dict, opts: StudyOptions, name: str) -> dict:
         if key not in s and key not in ("width", "hidden", "random_labels"):
             raise ValueError(f"unknown setting {key!r}; known: {sorted(s)}")
         s[key] = copy.deepcopy(val)
+    _apply_choices(s, opts, name)
+    if opts.epochs is not None:
+        s["train"]["epochs"] = train.TrainConfig(epochs=opts.epochs).epochs  # validates
+    if opts.seed is not None:
+        s["train"]["seed"] = config.check_seed(opts.seed)
+    s["train"].update(opts.train_overrides or {})
+    return s
+
+
+def _apply_choices(s: dict, opts: StudyOptions, name: str) -> None:
+    """The options' dataset and model, checked against what ncbook has."""
     if opts.dataset is not None:
         if opts.dataset not in data.DATASETS:
             raise ValueError(f"dataset must be one of {data.DATASETS}, got {opts.dataset!r}")
@@ -427,12 +438,6 @@ def _apply_overrides(s: dict, opts: StudyOptions, name: str) -> dict:
         s["model"] = opts.model
         if opts.model == "resnet18vw" and name != "width":
             s.setdefault("width", 16)
-    if opts.epochs is not None:
-        s["train"]["epochs"] = train.TrainConfig(epochs=opts.epochs).epochs  # validates
-    if opts.seed is not None:
-        s["train"]["seed"] = config.check_seed(opts.seed)
-    s["train"].update(opts.train_overrides or {})
-    return s
 
 
 def _runtime_settings(s: dict, opts: StudyOptions) -> torch.device:

@@ -47,7 +47,7 @@ import torch
 from . import config, objective, precision
 from ._checks import check_positive_int
 from .data import Dataset, InMemoryLoader
-from .evaluation import check_model_data, evaluate
+from .evaluation import EVAL_BATCH_SIZE, check_model_data, evaluate
 from .models import NCNet
 from .rundir import (
     CHECKPOINT_NAME,
@@ -154,7 +154,7 @@ class TrainConfig:
     eval_every: int = 5
     checkpoint_every: int = 0
     keep_checkpoints: bool = False
-    eval_batch_size: int = 1024
+    eval_batch_size: int = EVAL_BATCH_SIZE
     seed: int = 0
     shuffle: bool = True
     device: str = "auto"
@@ -179,6 +179,9 @@ class TrainConfig:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
         self.seed = config.check_seed(self.seed, "seed")
         precision.resolve(self.precision, "cpu")  # validates the name
+        self._check_switches()
+
+    def _check_switches(self) -> None:
         for name in ("keep_checkpoints", "shuffle", "channels_last", "compile", "progress", "split_optimizer",
                      "sync_bn"):
             if not isinstance(getattr(self, name), bool):
