@@ -531,8 +531,8 @@ def check_first_momentum(answer, *, seed: int = 0) -> CheckResult:
     cases.append(_Case("a tangent gradient (w^T g = 0), lr=0.1, momentum=0.9", (w, t, 0.1, 0.9),
                        _float_verdict(_first_momentum_reference(w, t, 0.1, 0.9), atol=1e-9)))
     return _run("check_first_momentum", answer, cases,
-                "the buffer's first value is the Euclidean gradient g itself (not projected): the step is "
-                "x - lr (P_w g + m g), and its normal part changes the length after renormalization.")
+                "geoopt's first buffer is b = m g + P_w g: its normal part m w^T g changes the length of "
+                "the step once the retraction normalizes w - lr b (the renormalization proposition).")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -561,9 +561,9 @@ def check_ufm_loss(answer, *, seed: int = 0) -> CheckResult:
                 "takes them with the labels and averages over the N samples (and never overflows).")
 
 
-@_register("ex-05-choose-tau", "tau_for_loss(K, eps)")
+@_register("ex-05-choose-tau", "tau_for(K, eps)")
 def check_choose_tau(answer, *, seed: int = 0) -> CheckResult:
-    r"""Check ``tau_for_loss(K, eps) -> float``: the smallest :math:`\tau` with
+    r"""Check ``tau_for(K, eps) -> float``: the smallest :math:`\tau` with
     :math:`f^\star(K, \tau) \le \varepsilon`, judged by ``ufm.optimal_loss``."""
     from .. import ufm
 

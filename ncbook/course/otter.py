@@ -24,7 +24,7 @@ import ast
 from pathlib import Path
 
 from .checks import CHECKS
-from .editions import _EX_START, _SOL_START, chapter_paths
+from .editions import _EX_START, _SOL_START, _rewrite_markdown, chapter_paths
 
 __all__ = ["ASSIGNMENT_NAME", "coding_exercises", "master_notebook", "write_master"]
 
@@ -32,6 +32,7 @@ ASSIGNMENT_NAME = "ncbook-exercises"
 _SETUP = """\
 import math
 
+import geoopt
 import numpy as np
 import torch
 
@@ -73,7 +74,7 @@ def coding_exercises(root: Path | None = None) -> list[dict]:
                         prompt, in_prompt = [], label in by_label
                     elif in_prompt and line.startswith("```{exercise-end}"):
                         in_prompt = False
-                    elif in_prompt and not line.startswith(":label:") and line != "```":
+                    elif in_prompt and not line.startswith(":label:"):
                         prompt.append(line)
                     m = _SOL_START.match(line)
                     if m and m[1] in by_label:
@@ -82,13 +83,21 @@ def coding_exercises(root: Path | None = None) -> list[dict]:
                 info = by_label[label]
                 if f"def {info.answer}(" in cell.source:
                     found.append({"label": label, "check": info.name, "answer": info.answer, "chapter": md.stem,
-                                  "prompt": "\n".join(prompt).strip(),
+                                  "prompt": _render_prompt(prompt),
                                   "solution": _solution_function(cell.source, info.answer)})
                     want_solution = False
             elif cell.cell_type == "code" and in_prompt:
                 prompt.append("```python\n" + cell.source + "\n```" if "answer-stub" not in
                               cell.metadata.get("tags", []) else "")
     return found
+
+
+def _render_prompt(lines: list[str]) -> str:
+    """The exercise text as plain Markdown (hint as <details>), without the directive fences."""
+    while lines and lines[0].strip() in ("", "```"):  # the closing fence of exercise-start
+        lines = lines[1:]
+    text = _rewrite_markdown("\n".join(lines), {"in_solution": False, "n": 0, "chapter": ""}, keep_solutions=False)
+    return text.strip()
 
 
 def _raw(text: str):
@@ -117,16 +126,19 @@ def master_notebook(root: Path | None = None):
         n_cases = _max_score(info)
         header, doc, body = ex["solution"]
         solution = "\n".join(filter(None, [header, doc, "    # BEGIN SOLUTION", body, "    # END SOLUTION"]))
-        cells += [_raw(f"# BEGIN QUESTION\nname: {ex['label'].replace('-', '_')}\npoints: {n_cases}"),
+        cells += [_raw(f"# BEGIN QUESTION\nname: {ex['label'].replace('-', '_')}"),
                   nbformat.v4.new_markdown_cell(f"**{ex['label']}** (chapter `{ex['chapter']}`)\n\n{ex['prompt']}"),
                   _raw("# BEGIN SOLUTION"), nbformat.v4.new_code_cell(solution), _raw("# END SOLUTION"),
                   _raw("# BEGIN TESTS")]
+        qname = ex["label"].replace("-", "_")
         for k in range(1, n_cases + 1):
+            # otter's exception-based tests: one function (its arguments come from the notebook's globals)
             cells.append(nbformat.v4.new_code_cell(
                 f'""" # BEGIN TEST CONFIG\npoints: 1\nhidden: false\n""" # END TEST CONFIG\n'
-                f"assert course.quiet_score({info.name!r}, {info.answer}) >= {k}, "
-                f'"fewer than {k} of the {n_cases} cases are right: "\n'
-                f'"run course.{info.name}({info.answer}) to see which"'))
+                f"def test_{qname}_{k}(course, {info.answer}):\n"
+                f"    assert course.quiet_score({info.name!r}, {info.answer}) >= {k}, \\\n"
+                f'        "at most {k - 1} of {n_cases} cases right: run course.{info.name}({info.answer})"\n\n\n'
+                f"test_{qname}_{k}(course, {info.answer})"))
         cells += [_raw("# END TESTS"), _raw("# END QUESTION")]
     nb = nbformat.v4.new_notebook(cells=cells, metadata={
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
