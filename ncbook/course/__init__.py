@@ -7,7 +7,7 @@
   removed) and ``instructor-edition OUTDIR``, generated from the chapter sources.
 - :mod:`ncbook.course.otter`: ``python -m ncbook.course otter OUTDIR`` writes an ``otter assign``
   master notebook of the coding exercises.
-- :mod:`ncbook.course.quiz`: self-contained HTML+JS quizzes that answer in the static book.
+- :mod:`ncbook.course.quizzes`: self-contained HTML+JS quizzes that answer in the static book.
 
 A top-layer module: it imports the core (and ``models``), nothing in ``ncbook`` imports it.
 Introduced in: the Exercises sections and the instructor's guide.
@@ -15,6 +15,6 @@ Introduced in: the Exercises sections and the instructor's guide.
 
 from .checks import *  # noqa: F401,F403
 from .checks import __all__ as _checks_all
-from .quiz import quiz, quiz_html
+from .quizzes import quiz, quiz_html
 
 __all__ = list(_checks_all) + ["quiz", "quiz_html"]

@@ -478,7 +478,7 @@ def _parameter_verdict(X):
         if not isinstance(out.manifold, geoopt.Sphere):
             return f"expected the manifold geoopt.Sphere(), got {out.manifold!r}"
         if not out.requires_grad:
-            return "the parameter must require gradients (requires_grad=True)"
+            return "expected a parameter that requires gradients, got requires_grad=False"
         expected = X / X.norm(dim=-1, keepdim=True)
         return _tensor_verdict(expected)(out.detach())
     return verdict
@@ -597,11 +597,11 @@ def _basis_verdict(X):
             return f"expected shape {(m, d, d - 1)}, got {tuple(Q.shape)}"
         normal = float((X.unsqueeze(1) @ Q).abs().max())
         if normal > 1e-10:
-            return f"the columns of Q[j] must be orthogonal to row j of X; largest |x_j . q| = {normal:.2e}"
+            return f"expected columns of Q[j] orthogonal to row j of X, got a largest |x_j . q| of {normal:.2e}"
         gram = Q.transpose(1, 2) @ Q
         err = float((gram - torch.eye(d - 1, dtype=_F64)).abs().max())
         if err > 1e-10:
-            return f"the columns of each Q[j] must be orthonormal; largest |Q^T Q - I| entry = {err:.2e}"
+            return f"expected orthonormal columns in each Q[j], got a largest |Q^T Q - I| entry of {err:.2e}"
         return None
     return verdict
 
