@@ -11,7 +11,7 @@ An answer that is missing (``None``, ``...``, a stub whose body is only a docstr
 ``None``) is "not attempted yet": score 0, no traceback. An answer that raises another exception
 scores 0 on that case and the message names the exception, never a traceback.
 
-Every check is registered in :data:`CHECKS` with the exercise label it belongs to; the chapters'
+Every check is registered in ``CHECKS`` with the exercise label it belongs to; the chapters'
 solution cells assert ``.full_marks`` on their own solution, so the book build proves that the
 solutions and the checks agree.
 
