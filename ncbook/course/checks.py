@@ -732,6 +732,14 @@ def check_cosine_logits(answer, *, seed: int = 0) -> CheckResult:
             expected = head(Z)
         cases.append(_Case(f"{N} features of norm about {scale:g} in d={d}, K={K}, tau={tau}", (Z, W, tau),
                            _tensor_verdict(expected)))
+    W = _unit_rows(3, 4, g)
+    Z = 7.0 * W[1:2]  # a feature along classifier 1: its logit there is exactly tau
+    head = models.CosineClassifier(4, 3, tau=2.0).double()
+    with torch.no_grad():
+        head.weight.copy_(W)
+        expected = head(Z)
+    cases.append(_Case("one feature along classifier 1, tau=2 (its logit there is exactly 2)", (Z, W, 2.0),
+                       _tensor_verdict(expected)))
     return _run("check_cosine_logits", answer, cases,
                 "normalize each feature row (not the columns) before multiplying by W.T, then scale by tau.")
 
