@@ -10,7 +10,7 @@ case of the check (partial credit: the test "at least k cases right" for k = 1 .
 An instructor then runs, offline::
 
     otter assign OUTDIR/ncbook_exercises.ipynb dist
-    otter run -a dist/autograder/ncbook-exercises-autograder_*.zip submission.ipynb
+    otter run -a dist/autograder/ncbook_exercises-autograder_*.zip submission.ipynb
 
 ``otter run`` grades without Docker in the current environment, which must have ``ncbook``
 installed. The solution scores full marks and the unedited student notebook scores zero (tested).

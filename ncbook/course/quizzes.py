@@ -10,7 +10,7 @@ Colab. A question is a dict:
   number, it is right when it lies within ``tol`` of ``answer`` (compute ``answer`` with ncbook in
   the cell, so the quiz can never disagree with the library).
 
-Text may hold ``$...$`` math (the page's MathJax typesets it) and ```code``` spans.
+Text may hold ``$...$`` math (the page's MathJax typesets it) and backtick code spans.
 
 Introduced in: the "Self-check quiz" section of every chapter.
 """
