@@ -42,6 +42,8 @@ def test_student_edition_drops_solutions_and_keeps_stubs_hints_checks(md):
     text = "\n".join(c.source for c in student.cells)
     assert "solution-start" not in text and "**Solution.**" not in text and ".full_marks" not in text
     assert "exercise-start" not in text and "```{hint}" not in text
+    markdown = "\n".join(c.source for c in student.cells if c.cell_type == "markdown")
+    assert "```{" not in markdown and "{prf:ref}`" not in markdown, "MyST left that Jupyter cannot render"
     exs = editions.exercises(md)
     assert text.count("<summary>Hint</summary>") == len(exs)
     assert len(re.findall(r"^### Exercise \d+\.\d+ ", text, flags=re.M)) == len(exs)

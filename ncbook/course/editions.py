@@ -118,11 +118,48 @@ def exercises(md: Path) -> list[ExerciseInfo]:
 # ---------------------------------------------------------------------------------------------
 # editions
 
+_DIRECTIVE = re.compile(r"^```\{(prf:\w+|admonition|note|warning|tip|important)\}\s*(.*)$")
+_ROLE = re.compile(r"\{(?:prf:ref|ref|doc|numref|py:func|cite|cite:p|cite:t)\}`([^`]+)`")
+
+
+def _plain_roles(line: str) -> str:
+    """MyST roles that Jupyter does not render become their target in italics, e.g. *def-02-exp*."""
+    return _ROLE.sub(lambda m: f"*{m[1].split('<')[-1].rstrip('>')}*", line)
+
+
 def _rewrite_markdown(text: str, state: dict, keep_solutions: bool) -> str:
     """Drop (student) or relabel (instructor) solution blocks; turn directives into plain Markdown."""
     out, lines, i = [], text.splitlines(), 0
     while i < len(lines):
         line = lines[i]
+        m = _DIRECTIVE.match(line)
+        if m and not (state["in_solution"] and not keep_solutions):
+            name = m[1].split(":")[-1].capitalize()
+            arg = m[2].strip()
+            title = arg if m[1] == "admonition" else (f"{name} ({arg})" if arg else name)
+            out.append(f"**{_plain_roles(title)}.**")
+            i += 1
+            while i < len(lines) and lines[i].startswith(":"):
+                i += 1  # directive options (:label:, :class:)
+            state.setdefault("open", []).append("directive")
+            continue
+        if line.strip() == "```" and state.get("open"):
+            state["open"].pop()  # the end of a directive turned into plain text
+            i += 1
+            continue
+        dropping = state["in_solution"] and not keep_solutions
+        if line.startswith("```") and line.strip() != "```" and not line.startswith("```{") and not dropping:
+            state.setdefault("open", []).append("code")  # a fenced code block inside a directive: keep it
+            out.append(line)
+            i += 1
+            while i < len(lines) and lines[i].strip() != "```":
+                out.append(lines[i])
+                i += 1
+            out.append("```")
+            state["open"].pop()
+            i += 1
+            continue
+        line = _plain_roles(line)
         if _SOL_START.match(line):
             state["in_solution"] = True
             i += 1
