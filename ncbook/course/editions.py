@@ -190,7 +190,8 @@ def _rewrite_markdown(text: str, state: dict, keep_solutions: bool) -> str:
             k = j
             while k < len(lines) and lines[k].strip() != "```":
                 k += 1
-            out += ["<details><summary>Hint</summary>", ""] + lines[j:k] + ["", "</details>"]
+            body = [_plain_roles(ln) for ln in lines[j:k]]
+            out += ["<details><summary>Hint</summary>", ""] + body + ["", "</details>"]
             i = k + 1
             continue
         out.append(line)
