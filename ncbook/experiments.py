@@ -4,7 +4,7 @@ The four studies (name: what it compares; the paper setting used with ``preset="
 
 * ``fast-collapse``: normalized vs regularized arm, NC metrics over epochs; CIFAR-100, 30 per class, ResNet18.
 * ``generalization``: the same with test-set metrics; CIFAR-100 (all), ResNet18.
-* ``temperature``: the normalized arm for several temperatures :math:`\tau`; CIFAR-10 (all), ResNet18.
+* ``temperature``: the normalized arm for several inverse temperatures :math:`\tau`; CIFAR-10 (all), ResNet18.
 * ``width``: the normalized arm with random labels, several widths; CIFAR-10, 200 per class, ResNet18VW.
 
 Each function returns an :class:`ExperimentResult` holding the per-epoch history of every run
@@ -66,7 +66,8 @@ __all__ = [
 EXPERIMENTS = ("fast-collapse", "generalization", "temperature", "width")
 PRESETS = ("offline", "paper")
 
-# The paper's optimization settings (paper-digest section 5.2).
+# The released code's optimization settings (cjyaras/normalized-neural-collapse at 286f669:
+# train.py defaults and experiments/*.sh).
 _PAPER_TRAIN = {"batch_size": 128, "lr": 0.05, "momentum": 0.9, "lr_decay": 0.1, "lr_decay_period": 40,
                 "weight_decay": 1e-4, "eval_every": 5, "seed": 0}
 
@@ -429,7 +430,7 @@ generalization.__doc__ = """Normalized vs regularized arm on the whole training 
     The paper's ``generalize.sh`` (CIFAR-100, ResNet18, 100 epochs). Test metrics are in
     ``result.runs[label]["test_acc"]``, ``["test_nc1"]``, ...
 """ + _COMMON_DOC
-temperature.__doc__ = """The normalized arm for several temperatures tau.
+temperature.__doc__ = """The normalized arm for several inverse temperatures tau.
 
     The paper's ``temperature.sh`` (CIFAR-10, ResNet18, tau in {0.001, ..., 100}, 200 epochs).
 """ + _COMMON_DOC

@@ -93,7 +93,8 @@ METRIC_KEYS = ("epoch", "lr", "train_objective", "loss", "acc", "nc1", "nc2", "n
 
 @dataclasses.dataclass
 class TrainConfig:
-    r"""Settings of a training run (the paper's defaults; see ``paper-digest`` section 5.2).
+    r"""Settings of a training run (the defaults of the released code,
+    ``train.py`` and ``experiments/*.sh`` of ``cjyaras/normalized-neural-collapse`` at ``286f669``).
 
     Attributes
     ----------

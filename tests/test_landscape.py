@@ -26,8 +26,8 @@ def tangent_pair(W, H, gen):
             sphere.project(H, torch.randn(H.shape, generator=gen, dtype=F64)))
 
 
-def digest_quadratic_form(W, H, y, tau, dW, dH):
-    """Paper digest section 3.0, written per sample (an independent implementation)."""
+def per_sample_quadratic_form(W, H, y, tau, dW, dH):
+    """The quadratic form of chapter 06 (prop-06-hessian), written per sample (an independent implementation)."""
     N = H.shape[0]
     K = W.shape[0]
     P = torch.softmax(tau * H @ W.T, dim=1)
@@ -60,7 +60,7 @@ def test_euclidean_hvp_matches_autograd(K, d, n, tau, gen):
         torch.testing.assert_close(a, b, atol=1e-13, rtol=1e-12)
 
 
-def test_riemannian_hvp_is_tangent_symmetric_and_matches_digest(gen):
+def test_riemannian_hvp_is_tangent_symmetric_and_matches_per_sample_form(gen):
     W, H, y = random_problem(gen)
     tau = 2.5
     u, v = tangent_pair(W, H, gen), tangent_pair(W, H, gen)
@@ -70,7 +70,7 @@ def test_riemannian_hvp_is_tangent_symmetric_and_matches_digest(gen):
     vHu = float((v[0] * Hu[0]).sum() + (v[1] * Hu[1]).sum())
     assert abs(uHv - vHu) < 1e-13
     q = L.quadratic_form(W, H, y, tau, *u)
-    assert abs(q - digest_quadratic_form(W, H, y, tau, *u)) < 1e-12 * max(1, abs(q))
+    assert abs(q - per_sample_quadratic_form(W, H, y, tau, *u)) < 1e-12 * max(1, abs(q))
     # the direction is projected first: adding normal components changes nothing
     un = (u[0] + 3 * W, u[1] - 2 * H)
     for a, b in zip(L.riemannian_hvp(W, H, y, tau, *un), Hu):
@@ -141,7 +141,7 @@ def grad_norm(W, H, y, tau):
 
 @pytest.mark.parametrize("K,tau,value", [(2, 1.0, 0.126928), (10, 1.0, 1.376935), (10, 10.0, 0.000134)])
 def test_etf_minimizer_attains_optimal_loss(K, tau, value):
-    """Digest fact 1, evaluated on an explicit ETF with h = w_k."""
+    """f* of chapter 05 (thm-05-global), evaluated on an explicit ETF with h = w_k."""
     W, H, y = L.etf_minimizer(K, K, 2)
     f = float(ufm.loss(W, H, y, tau))
     assert abs(f - ufm.optimal_loss(K, tau)) < 1e-14 and abs(f - value) < 5e-7
