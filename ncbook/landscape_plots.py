@@ -11,8 +11,8 @@ Top layer (it may import plotly and matplotlib). The computations are small and 
 * :func:`rgd_angle_path` runs RGD on the full problem and records the classifier angles.
 * :func:`tangent_plane_slice` evaluates the loss on the plane spanned by two tangent directions at a
   point (for instance the most negative and most positive Hessian eigenvectors of a saddle).
-* :func:`circle_explorer` assembles a plotly figure with sliders for :math:`\tau` and for the
-  configuration along an RGD path; it needs no kernel once rendered.
+* :func:`circle_explorer` assembles a plotly figure with a slider for :math:`\tau` and buttons for
+  the configuration; it needs no kernel once rendered.
 
 Introduced in: chapter 06 (the landscape).
 """
@@ -169,93 +169,54 @@ def tangent_plane_slice(W, H, y, tau, dir1, dir2, *, extent: float = 1.5, n_grid
     return s, Z
 
 
-def circle_explorer(taus=(0.5, 1.0, 2.0, 4.0, 8.0), *, n_grid: int = 73, path_tau_index: int = 2,
-                    path_start=(40.0, 70.0), path_steps: int = 120, frames: int = 25):
-    r"""A plotly figure: the aligned slice of :func:`circle_slice` with a slider for :math:`\tau`,
-    and the configuration on the circle with a slider along an RGD path.
+def circle_explorer(taus=(0.5, 1.0, 2.0, 4.0, 8.0), *, n_grid: int = 73,
+                    path_start=(40.0, 70.0), path_steps: int = 150):
+    r"""A plotly figure of :func:`circle_slice` with a slider for :math:`\tau` and buttons for the
+    configuration (features on, or opposite to, their classifiers).
 
-    Left: the loss over the classifier angles ``(a, b)`` (one heatmap per :math:`\tau`, with the critical
-    points of the full problem on the slice and an RGD path). Right: the classifiers (large markers)
-    and features (small) of the configuration picked by the second slider, on the unit circle; its
-    position is marked on the left. Everything is precomputed, so the figure works in a static page.
+    For every :math:`\tau` and both configurations it shows the loss over the classifier angles
+    ``(a, b)``, the critical points of the full problem on the slice (:func:`slice_critical_points`,
+    by label) and an RGD path of the full problem from ``path_start`` (:func:`rgd_angle_path`).
+    Built with :func:`ncbook.interactive.controlled_figure`: everything is precomputed, so the figure
+    works in a static page with no kernel.
     """
     import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
+
+    from . import interactive
 
     taus = [check_tau(t) for t in taus]
-    if not taus:
-        raise ValueError("taus must be a non-empty sequence of numbers > 0")
-    if not (isinstance(path_tau_index, int) and 0 <= path_tau_index < len(taus)):
-        raise ValueError(f"path_tau_index must index taus (0..{len(taus) - 1}), got {path_tau_index!r}")
-    frames = check_positive_int(frames, "frames", minimum=2)
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.6, 0.4], horizontal_spacing=0.12,
-                        subplot_titles=("loss over the classifier angles (features on classifiers)",
-                                        "configuration on the circle"))
-    groups = []
-    paths = {}
-    for k, tau in enumerate(taus):
-        deg, Z = circle_slice(tau, n_grid=n_grid)
-        crit = slice_critical_points(tau, grid=4)
-        pa, pb, pf, configs = rgd_angle_path(tau, *path_start, steps=path_steps)
-        paths[k] = (pa, pb, pf, configs)
-        vis = k == path_tau_index
-        first = len(fig.data)
-        fig.add_trace(go.Heatmap(x=deg, y=deg, z=Z, colorscale="Viridis", visible=vis,
-                                 colorbar=dict(title="loss", x=0.52, len=0.9),
-                                 hovertemplate="a=%{x:.0f}°, b=%{y:.0f}°<br>loss=%{z:.4f}<extra></extra>"),
-                      row=1, col=1)
-        symbols = {"global minimizer": "star", "strict saddle": "x", "second-order critical": "diamond"}
-        fig.add_trace(go.Scatter(
-            x=[p["a"] for p in crit], y=[p["b"] for p in crit], mode="markers", visible=vis,
-            marker=dict(symbol=[symbols.get(p["label"], "circle") for p in crit], size=11,
-                        color="white", line=dict(color="black", width=1)),
-            text=[f"{p['label']}, loss {p['loss']:.4f}" for p in crit], hoverinfo="text",
-            name="critical points", showlegend=False), row=1, col=1)
-        jumps = np.flatnonzero((np.abs(np.diff(pa)) > 180) | (np.abs(np.diff(pb)) > 180))
+    if len(taus) < 2:
+        raise ValueError(f"taus must hold at least 2 values > 0, got {len(taus)}")
+    n_grid = check_positive_int(n_grid, "n_grid", minimum=3)
+    options = {"features on classifiers": 1, "features opposite": -1}
+    symbols = {"global minimizer": "star", "strict saddle": "x", "second-order critical": "diamond"}
+
+    def draw(option, tau):
+        sign = options[option]
+        deg, Z = circle_slice(tau, sign=sign, n_grid=n_grid)
+        traces = [go.Heatmap(x=deg, y=deg, z=Z, colorscale="Viridis", colorbar=dict(title="loss"),
+                             hovertemplate="a=%{x:.0f}, b=%{y:.0f}<br>loss=%{z:.4f}<extra></extra>")]
+        crit = slice_critical_points(tau, sign=sign, grid=4)
+        for label, symbol in symbols.items():
+            pts = [p for p in crit if p["label"] == label]
+            traces.append(go.Scatter(
+                x=[p["a"] for p in pts], y=[p["b"] for p in pts], mode="markers", name=label,
+                marker=dict(symbol=symbol, size=12, color="white", line=dict(color="black", width=1)),
+                text=[f"{label}, loss {p['loss']:.4f}" for p in pts], hoverinfo="text"))
+        pa, pb, _, _ = rgd_angle_path(tau, *path_start, sign=sign, steps=path_steps)
         xa, xb = pa.astype(float).tolist(), pb.astype(float).tolist()
+        jumps = np.flatnonzero((np.abs(np.diff(pa)) > 180) | (np.abs(np.diff(pb)) > 180))
         for j in jumps[::-1]:  # break the line where it wraps around the torus
             xa.insert(j + 1, None)
             xb.insert(j + 1, None)
-        fig.add_trace(go.Scatter(x=xa, y=xb, mode="lines", visible=vis, line=dict(color="red", width=2),
-                                 name="RGD path", showlegend=False, hoverinfo="skip"), row=1, col=1)
-        groups.append(list(range(first, len(fig.data))))
-    n_tau_traces = len(fig.data)
-    pa, pb, pf, configs = paths[path_tau_index]
-    idx = np.unique(np.round(np.geomspace(1, len(pa), frames)).astype(int) - 1)
-    circle = np.linspace(0, 2 * math.pi, 200)
-    fig.add_trace(go.Scatter(x=np.cos(circle), y=np.sin(circle), mode="lines", line=dict(color="grey"),
-                             showlegend=False, hoverinfo="skip"), row=1, col=2)
-    colors = ["#1f77b4", "#ff7f0e", "#2ca02c"]
-    W0, H0 = configs[idx[0]]
-    fig.add_trace(go.Scatter(x=W0[:, 0], y=W0[:, 1], mode="markers", marker=dict(size=16, color=colors),
-                             name="classifiers w_k", hoverinfo="skip"), row=1, col=2)
-    fig.add_trace(go.Scatter(x=H0[:, 0], y=H0[:, 1], mode="markers",
-                             marker=dict(size=8, color=colors, symbol="circle-open", line=dict(width=3)),
-                             name="features h_k", hoverinfo="skip"), row=1, col=2)
-    fig.add_trace(go.Scatter(x=[pa[idx[0]]], y=[pb[idx[0]]], mode="markers",
-                             marker=dict(size=12, color="red", symbol="circle"), name="current",
-                             showlegend=False, hoverinfo="skip"), row=1, col=1)
-    i_W, i_H, i_cur = n_tau_traces + 1, n_tau_traces + 2, n_tau_traces + 3
-    tau_steps = []
-    for k, tau in enumerate(taus):
-        visible = [i in groups[k] for i in range(n_tau_traces)]
-        tau_steps.append(dict(method="restyle", label=f"{tau:g}",
-                              args=[{"visible": visible}, list(range(n_tau_traces))]))
-    cfg_steps = []
-    for t in idx:
-        W_, H_ = configs[t]
-        cfg_steps.append(dict(method="restyle", label=str(int(t)), args=[
-            {"x": [W_[:, 0].tolist(), H_[:, 0].tolist(), [float(pa[t])]],
-             "y": [W_[:, 1].tolist(), H_[:, 1].tolist(), [float(pb[t])]]}, [i_W, i_H, i_cur]]))
-    fig.update_layout(
-        width=700, height=470, margin=dict(l=50, r=20, t=60, b=140),
-        legend=dict(orientation="h", x=0.62, y=-0.08),
-        sliders=[dict(active=path_tau_index, steps=tau_steps, x=0.0, len=0.55, y=-0.12,
-                      currentvalue=dict(prefix="inverse temperature tau = ")),
-                 dict(active=0, steps=cfg_steps, x=0.62, len=0.38, y=-0.12,
-                      currentvalue=dict(prefix=f"RGD step (tau = {taus[path_tau_index]:g}): "))])
-    fig.update_xaxes(title_text="angle a of w_2 (degrees)", range=[0, 360], row=1, col=1)
-    fig.update_yaxes(title_text="angle b of w_3 (degrees)", range=[0, 360], row=1, col=1)
-    fig.update_xaxes(title_text="first coordinate", range=[-1.2, 1.2], row=1, col=2)
-    fig.update_yaxes(title_text="second coordinate", range=[-1.2, 1.2], scaleanchor="x2", row=1, col=2)
+        traces.append(go.Scatter(x=xa, y=xb, mode="lines", name="RGD path (full problem)",
+                                 line=dict(color="red", width=2), hoverinfo="skip"))
+        return traces
+
+    start = min(range(len(taus)), key=lambda i: abs(taus[i] - 2.0))
+    fig = interactive.controlled_figure(draw, values=taus, value_label="inverse temperature τ",
+                                        options=list(options), start=start)
+    interactive.style(fig, height=560)
+    fig.update_xaxes(title_text="angle a of w_2 (degrees)", range=[0, 360], dtick=60)
+    fig.update_yaxes(title_text="angle b of w_3 (degrees)", range=[0, 360], dtick=60)
     return fig

@@ -61,11 +61,11 @@ def test_tangent_plane_slice_through_a_saddle():
         LP.tangent_plane_slice(W, H, y, 1.0, d1, d2, extent=-1.0)
 
 
-def test_circle_explorer_has_two_sliders_and_all_traces():
-    fig = LP.circle_explorer(taus=(1.0, 2.0), n_grid=13, path_tau_index=1, path_steps=20, frames=5)
-    assert len(fig.layout.sliders) == 2
-    assert len(fig.layout.sliders[0].steps) == 2 and len(fig.layout.sliders[1].steps) >= 2
+def test_circle_explorer_has_a_tau_slider_and_configuration_buttons():
+    fig = LP.circle_explorer(taus=(1.0, 2.0), n_grid=13, path_steps=20)
+    assert len(fig.layout.sliders) == 1 and len(fig.layout.sliders[0].steps) == 2
+    assert len(fig.layout.updatemenus[0].buttons) == 2
     heatmaps = [t for t in fig.data if t.type == "heatmap"]
     assert len(heatmaps) == 2 and sum(bool(t.visible) for t in heatmaps) == 1
-    with pytest.raises(ValueError, match="path_tau_index must"):
-        LP.circle_explorer(taus=(1.0,), path_tau_index=3)
+    with pytest.raises(ValueError, match="taus must hold"):
+        LP.circle_explorer(taus=(1.0,))
