@@ -216,7 +216,11 @@ def circle_explorer(taus=(0.5, 1.0, 2.0, 4.0, 8.0), *, n_grid: int = 73,
     start = min(range(len(taus)), key=lambda i: abs(taus[i] - 2.0))
     fig = interactive.controlled_figure(draw, values=taus, value_label="inverse temperature τ",
                                         options=list(options), start=start)
-    interactive.style(fig, height=560)
+    interactive.style(fig, height=600, legend_below=False)
+    # legend in a row above the buttons; the slider clear of the axis title
+    fig.update_layout(legend=dict(orientation="h", x=1.0, xanchor="right", y=1.1, yanchor="bottom",
+                                  font_size=11), margin=dict(t=120, b=60))
+    fig.layout.sliders[0].pad = dict(t=70, b=10)
     fig.update_xaxes(title_text="angle a of w_2 (degrees)", range=[0, 360], dtick=60)
     fig.update_yaxes(title_text="angle b of w_3 (degrees)", range=[0, 360], dtick=60)
     return fig
