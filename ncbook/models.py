@@ -165,7 +165,7 @@ class NCNet(nn.Module):
 
     @property
     def tau(self):
-        """The temperature of the normalized arm, ``None`` for the regularized arm."""
+        """The inverse temperature of the normalized arm, ``None`` for the regularized arm."""
         return self.classifier.tau if self.arm == "normalized" else None
 
     @property
@@ -351,7 +351,7 @@ def build_model(name: str, *, num_classes: int, input_shape, arm: str = "normali
         Shape of one input: ``(d,)`` vectors/signals, ``(C, H, W)`` images.
     arm : {"normalized", "regularized"}
     tau : float
-        Temperature of the normalized arm.
+        Inverse temperature of the normalized arm.
     bias : bool
         Classifier bias.
     width : int, optional

@@ -2,7 +2,7 @@ r"""The normalized unconstrained feature model (UFM) on a product of spheres.
 
 With classifier rows :math:`W \in \mathbb{R}^{K\times d}` and feature rows
 :math:`H \in \mathbb{R}^{N\times d}`, all of unit norm, labels :math:`y \in \{0,\dots,K-1\}^N`
-and temperature :math:`\tau > 0`,
+and inverse temperature :math:`\tau > 0` (it multiplies the logits),
 
 .. math:: f(W, H) = \frac1N \sum_{i=1}^N \ell_{\mathrm{CE}}(\tau\, W h_i, y_i),
           \qquad \ell_{\mathrm{CE}}(z, k) = \log\textstyle\sum_j e^{z_j} - z_k .
@@ -79,7 +79,7 @@ def loss(W: torch.Tensor, H: torch.Tensor, y: torch.Tensor, tau: float) -> torch
     W : Tensor ``(K, d)``, unit rows (classifiers)
     H : Tensor ``(N, d)``, unit rows (features)
     y : Tensor ``(N,)`` int64, labels in ``[0, K)``
-    tau : float > 0, temperature (logits are :math:`\tau \cos\theta`)
+    tau : float > 0, inverse temperature (logits are :math:`\tau \cos\theta`)
     """
     W, H, y, tau = check_problem(W, H, y, tau)
     return torch.nn.functional.cross_entropy(tau * (H @ W.T), y)
@@ -383,7 +383,7 @@ def solve(K: int, d: int, n: int, tau, *, method: str = "rgd", steps: int | None
 def _fast_loss_and_rgrad(y, K, tau, dtype, *, riemannian=True):
     r"""Fused loss and gradient for the solver loops: no input checks, one softmax for both.
 
-    ``tau`` is a float or a ``(B,)`` tensor (a batch of temperatures). Returns
+    ``tau`` is a float or a ``(B,)`` tensor (a batch of inverse temperatures). Returns
     ``fg((W, H)) -> (loss, (grad_W, grad_H))``, Riemannian gradients by default, Euclidean ones with
     ``riemannian=False``.
 
