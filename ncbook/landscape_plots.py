@@ -177,7 +177,7 @@ def circle_explorer(taus=(0.5, 1.0, 2.0, 4.0, 8.0), *, n_grid: int = 73,
     For every :math:`\tau` and both configurations it shows the loss over the classifier angles
     ``(a, b)``, the critical points of the full problem on the slice (:func:`slice_critical_points`,
     by label) and an RGD path of the full problem from ``path_start`` (:func:`rgd_angle_path`).
-    Built with :func:`ncbook.interactive.controlled_figure`: everything is precomputed, so the figure
+    Built with ``ncbook.interactive.controlled_figure``: everything is precomputed, so the figure
     works in a static page with no kernel.
     """
     import plotly.graph_objects as go
