@@ -216,7 +216,7 @@ def circle_explorer(taus=(0.5, 1.0, 2.0, 4.0, 8.0), *, n_grid: int = 73,
     start = min(range(len(taus)), key=lambda i: abs(taus[i] - 2.0))
     fig = interactive.controlled_figure(draw, values=taus, value_label="inverse temperature τ",
                                         options=list(options), start=start)
-    interactive.style(fig, height=600, legend_below=False)
+    interactive.style(fig, height=600, legend_outside=False)
     # legend in a row above the buttons; the slider clear of the axis title
     fig.update_layout(legend=dict(orientation="h", x=1.0, xanchor="right", y=1.1, yanchor="bottom",
                                   font_size=11), margin=dict(t=120, b=60))
