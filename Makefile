@@ -35,3 +35,11 @@ lint: setup
 
 clean:
 	rm -rf _build
+
+# Colab's ipywidgets 7 in a folder of its own, for tests/test_colab.py (it goes ahead of the venv there).
+IPYW7   := $(VENV)/ipywidgets7
+setup: $(IPYW7)/.installed
+$(IPYW7)/.installed: tests/colab-ipywidgets7.txt $(STAMP)
+	rm -rf $(IPYW7)
+	$(BIN)/python -m pip install -q --no-deps --target $(IPYW7) -r tests/colab-ipywidgets7.txt
+	touch $@

@@ -39,6 +39,7 @@ __all__ = [
     "show",
     "controlled_figure",
     "sphere_surface",
+    "curves_figure",
 ]
 
 #: Where the book serves plotly.js, relative to the site's ``_static/`` folder.
@@ -69,12 +70,13 @@ def class_colors(K: int) -> list[str]:
     return [to_hex(c) for c in plotting.class_colors(K)]
 
 
-def style(fig, *, title: str | None = None, height: int = 460, legend_below: bool = True):
+def style(fig, *, title: str | None = None, height: int = 460, legend_outside: bool = True):
     """Apply the house style to a plotly figure in place and return it.
 
     White background, a light grid, 14 px text and 12 px tick labels (readable at the column
-    width on a laptop and a phone), the legend in a row below the plot so that it covers no data,
-    and a fixed ``height`` in px (the width follows the column).
+    width on a laptop and a phone), the legend in rows above the plot so that it covers no data
+    (plotly widens the top margin to fit it), and a fixed ``height`` in px (the width follows the
+    column). A ``title`` is set above everything.
     """
     _check_fig(fig)
     fig.update_layout(
@@ -84,9 +86,10 @@ def style(fig, *, title: str | None = None, height: int = 460, legend_below: boo
         font={"size": FONT_SIZE, "family": "Helvetica, Arial, sans-serif"},
         height=int(height),
         autosize=True,
-        margin={"l": 60, "r": 20, "t": 60 if title else 30, "b": 50},
+        margin={"l": 60, "r": 20, "t": 40, "b": 50},
         colorway=class_colors(10),
         hoverlabel={"font_size": TICK_SIZE},
+        legend_itemsizing="constant",
     )
     axis = {"tickfont_size": TICK_SIZE, "gridcolor": "#e6e6e6", "zerolinecolor": "#bdbdbd",
             "linecolor": "#444", "showline": True, "ticks": "outside", "automargin": True}
@@ -96,9 +99,11 @@ def style(fig, *, title: str | None = None, height: int = 460, legend_below: boo
                   "showbackground": True, "zerolinecolor": "#bdbdbd"}
     fig.update_scenes(xaxis=scene_axis, yaxis=scene_axis, zaxis=scene_axis)
     if title:
-        fig.update_layout(title={"text": title, "x": 0.02, "xanchor": "left"})
-    if legend_below:
-        fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.12, "x": 0.0,
+        fig.update_layout(title={"text": title, "x": 0.0, "xanchor": "left", "xref": "paper", "y": 1.0,
+                                 "yref": "container", "yanchor": "top", "automargin": True,
+                                 "pad": {"t": 8}, "font_size": FONT_SIZE + 2})
+    if legend_outside:  # above the plot: the slider and buttons own the space below it
+        fig.update_layout(legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0.0,
                                   "font_size": TICK_SIZE})
     return fig
 
@@ -290,7 +295,8 @@ def controlled_figure(draw: Callable, *, values: Sequence, value_label: str,
         args = _restyle_args([t for row in grid for t in row[j]])
         steps.append({"method": "restyle", "label": format_value(v), "args": [args, controlled]})
     fig.update_layout(sliders=[{
-        "active": start, "steps": steps, "pad": {"t": 40, "b": 10},
+        "active": start, "steps": steps, "pad": {"t": 55, "b": 10}, "y": 0, "yanchor": "top",
+        "x": 0, "len": 1.0,
         "currentvalue": {"prefix": f"{value_label} = ", "font": {"size": FONT_SIZE}},
         "font": {"size": TICK_SIZE},
     }])
@@ -301,12 +307,15 @@ def controlled_figure(draw: Callable, *, values: Sequence, value_label: str,
             buttons.append({"method": "restyle", "label": str(o), "args": [{"visible": vis}, controlled]})
         fig.update_layout(updatemenus=[{
             "type": "buttons", "direction": "right", "buttons": buttons, "active": 0,
-            "x": 0.0, "xanchor": "left", "y": 1.0, "yanchor": "bottom", "pad": {"b": 8},
+            "x": 0.0, "xanchor": "left", "y": 0, "yanchor": "top", "pad": {"t": 160},
             "showactive": True, "font": {"size": TICK_SIZE},
         }])
-        if option_label:
-            fig.add_annotation(text=option_label, x=0.0, xref="paper", xanchor="right", y=1.0,
-                               yref="paper", yanchor="bottom", showarrow=False, yshift=12)
+        if option_label:  # the buttons' name goes into the slider's label line
+            fig.layout.sliders[0].currentvalue.prefix = f"{value_label} = "
+            fig.layout.updatemenus[0].pad.l = 0
+            fig.add_annotation(text=f"{option_label}:", x=0.0, xref="paper", xanchor="left", y=0,
+                               yref="paper", yanchor="top", showarrow=False, yshift=-138,
+                               font={"size": TICK_SIZE})
     return fig
 
 
@@ -331,3 +340,38 @@ def sphere_surface(*, opacity: float = 0.35, n: int = 40, color: str = "#9db4d0"
         lightposition={"x": 100, "y": 200, "z": 300}, hoverinfo="skip", name="unit sphere",
         showlegend=False,
     )
+
+
+def curves_figure(curves: dict, *, value_label: str, xlabel: str, ylabel: str, logy: bool = True,
+                  background: dict | None = None, start=None, title: str | None = None,
+                  format_value: Callable = "{:g}".format, height: int = 420):
+    r"""A slider over precomputed sets of named curves: ``curves = {value: {name: y, ...}, ...}``.
+
+    Every value must name the same curves. ``background`` curves (``{name: y}``) are drawn in light
+    grey under them and never change. On a log axis non-positive values are left out (a gap of
+    exactly zero has no logarithm).
+    """
+    go = _go()
+    values = list(curves)
+    names = list(curves[values[0]]) if values else []
+    if any(list(curves[v]) != names for v in values):
+        raise ValueError("curves must name the same curves for every slider value")
+    colors = class_colors(max(len(names), 1))
+
+    def clean(y):
+        y = np.asarray(y, dtype=float)
+        return np.where(y > 0, y, np.nan) if logy else y
+
+    def draw(v):
+        return [go.Scatter(y=clean(curves[v][n]), x=np.arange(len(curves[v][n])), name=n, mode="lines",
+                           line={"color": colors[i], "width": 2.5}) for i, n in enumerate(names)]
+
+    static = [go.Scatter(y=clean(y), x=np.arange(len(y)), name=n, mode="lines", showlegend=False,
+                         line={"color": "#d0d0d0", "width": 1}, hoverinfo="skip")
+              for n, y in (background or {}).items()]
+    fig = controlled_figure(draw, values=values, value_label=value_label, static=static,
+                            start=values.index(start) if start in values else 0, format_value=format_value)
+    style(fig, title=title, height=height)
+    fig.update_xaxes(title_text=xlabel)
+    fig.update_yaxes(title_text=ylabel, type="log" if logy else "linear", exponentformat="power")
+    return fig
