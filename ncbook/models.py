@@ -173,10 +173,26 @@ class NCNet(nn.Module):
         """The classifier :math:`W`, shape ``(K, d)`` (rows on the sphere in the normalized arm)."""
         return self.classifier.weight
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the parameters (that of the classifier weight)."""
+        return self.classifier.weight.dtype
+
+    @property
+    def has_batchnorm(self) -> bool:
+        """Whether the backbone holds BatchNorm layers (which need two or more rows per training batch)."""
+        kinds = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+        return any(isinstance(m, kinds) for m in self.modules())
+
     def forward(self, x: torch.Tensor):
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"input must be a torch.Tensor, got {type(x).__name__}")
         if self.input_shape is not None and tuple(x.shape[1:]) != self.input_shape:
             raise ValueError(f"input must have shape (B, {', '.join(map(str, self.input_shape))}), "
                              f"got {tuple(x.shape)}")
+        if x.dtype != self.classifier.weight.dtype:
+            raise TypeError(f"input has dtype {x.dtype} but the model's parameters are {self.dtype}; "
+                            f"convert the input (x.to({self.dtype})) or the model (model.to({x.dtype}))")
         z = self.backbone(x)
         if self.arm == "normalized":
             return self.classifier.forward_with_features(z)

@@ -97,6 +97,8 @@ def with_setup_cell(text: str) -> str:
     match = _FIRST_CELL.search(text)
     if match is None:
         raise ValueError("a chapter must start with a setup code cell (see book/_templates/chapter_template.md)")
+    if not match.group(2).startswith("# Setup:"):
+        return text  # a page without a setup cell (e.g. the instructor's guide) keeps its first cell
     return text[: match.start(2)] + setup_cell() + text[match.end(2) :]
 
 
