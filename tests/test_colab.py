@@ -11,7 +11,7 @@ kernel starts. For each chapter and each ipywidgets major version a fresh kernel
   ``tests/colab-ipywidgets7.txt``) ahead of the venv, so ``import ipywidgets`` gives 7.7.1.
 
 The kernel runs the chapter's setup cell, its parameters and import cells, and its interactive cells
-(cells that use ipywidgets, ``ncbook.widgets`` or plotly, or call ``display``; or tagged
+(cells that use ipywidgets, plotly, ``ncbook.widgets`` or ``ncbook.interactive``, or call ``display``; or tagged
 ``interactive``) with the earlier cells they need, found by the names they read: not the whole
 chapter. The tests check that no cell fails, that pip was asked for exactly the pinned ncbook, that
 the kernel had the intended ipywidgets, and that each interactive cell displayed something whose
@@ -49,13 +49,13 @@ def _load_sync_script():
 
 
 sync = _load_sync_script()
-CHAPTERS = sync.chapter_sources()
+CHAPTERS = [p for p in sync.chapter_sources() if re.match(r"\d\d_", p.name)]  # the numbered chapters
 
 # Method calls that change the object they are called on: a cell making them on a name "defines" it.
 _MUTATORS = {"append", "extend", "insert", "update", "add", "setdefault", "pop", "clear", "remove",
              "sort", "load_state_dict", "step", "run", "fit", "train", "zero_grad", "copy_", "fill_", "set"}
 # Modules whose use marks a cell as interactive.
-_INTERACTIVE_MODULES = ("ipywidgets", "plotly", "ncbook.widgets")
+_INTERACTIVE_MODULES = ("ipywidgets", "plotly", "ncbook.widgets", "ncbook.interactive")
 
 # --- the fake Colab ------------------------------------------------------------------------------------
 
@@ -159,12 +159,29 @@ def interactive_aliases(trees: list[ast.Module]) -> set[str]:
     return names
 
 
+def _loads(node: ast.AST, names: set[str]) -> bool:
+    return any(isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id in names for n in ast.walk(node))
+
+
 def is_interactive(cell, tree: ast.Module, aliases: set[str]) -> bool:
+    """A cell that displays a widget or a figure built from ipywidgets, plotly or ncbook's demos.
+
+    That is: tagged ``interactive``; or it calls ``display(...)`` or ``<x>.show(...)`` (not
+    ``plt.show()``) on something built with one of ``aliases``; or it ends with such an expression.
+    """
     if "interactive" in cell.metadata.get("tags", []):
         return True
-    if re.search(r"(?<![\w.])display\(", cell.source):
-        return True
-    return any(isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id in aliases for n in ast.walk(tree))
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        f = node.func
+        on_plt = isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id == "plt"
+        shows = (isinstance(f, ast.Name) and f.id == "display") or (
+            isinstance(f, ast.Attribute) and f.attr == "show" and not on_plt)
+        if shows and (_loads(node, aliases) or any(isinstance(a, ast.Name) for a in node.args)):
+            return True
+    last = tree.body[-1] if tree.body else None
+    return isinstance(last, ast.Expr) and _loads(last, aliases)
 
 
 def colab_slice(nb) -> tuple[list[int], list[int]]:
@@ -238,7 +255,9 @@ def run_like_colab(md: Path, fake: Path, ipywidgets_major: int, tmp_path: Path):
     cells = [nb.cells[i] for i in keep] + [nbformat.v4.new_code_cell(PROBE)]
     run = nbformat.v4.new_notebook(cells=cells, metadata=nb.metadata)
     pip_log = tmp_path / "pip.jsonl"
+    # Colab's kernel starts with matplotlib's inline backend, so a returned Figure is drawn as an image.
     client = PollingClient(run, timeout=120, kernel_name="python3", store_widget_state=True,
+                           extra_arguments=["--matplotlib=inline"],
                             resources={"metadata": {"path": str(md.parent)}})
     try:
         client.execute(env=colab_env(fake, ipywidgets_major, pip_log))
@@ -253,8 +272,22 @@ def widget_views(cell) -> list[str]:
             if o.get("output_type") in ("display_data", "execute_result") and WIDGET_VIEW in o.get("data", {})]
 
 
+def models_under(state: dict, model_id: str) -> set[str]:
+    """The widget model ``model_id`` and every model its state refers to (``"IPY_MODEL_<id>"``), recursively."""
+    seen, todo = set(), [model_id]
+    while todo:
+        m = todo.pop()
+        if m in seen:
+            continue
+        seen.add(m)
+        todo += re.findall(r"IPY_MODEL_(\w+)", json.dumps(state.get(m, {}).get("state", {})))
+    return seen
+
+
 def shows_something(cell) -> bool:
-    return any(o.get("output_type") in ("display_data", "execute_result") for o in cell.get("outputs", []))
+    """True when the cell displayed more than a text repr (a widget, an image, HTML such as plotly's)."""
+    return any(o.get("output_type") in ("display_data", "execute_result") and set(o.get("data", {})) - {"text/plain"}
+               for o in cell.get("outputs", []))
 
 
 @pytest.mark.slow
@@ -268,9 +301,18 @@ def test_chapter_in_pretend_colab(md: Path, ipywidgets_major: int, fake_colab: P
     state = run.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
     for k in interactive:
         cell = run.cells[k]
-        assert shows_something(cell), f"{md.name}: this interactive cell displayed nothing:\n{cell.source}"
-        missing = [m for m in widget_views(cell) if m not in state]
-        assert not missing, f"{md.name}: widgets {missing} are not in the saved widget state:\n{cell.source}"
+        assert shows_something(cell), f"{md.name}: this interactive cell displayed no widget or figure:\n{cell.source}"
+        for view in widget_views(cell):
+            models = models_under(state, view)
+            missing = sorted(m for m in models if m not in state)
+            assert not missing, f"{md.name}: widget models {missing} are not in the saved state:\n{cell.source}"
+            # An interactive widget draws into an Output widget, and a failing redraw lands there, not in the cell.
+            for m in models:
+                if state[m]["model_name"] == "OutputModel":
+                    outs = state[m]["state"].get("outputs", [])
+                    errors = [o for o in outs if o.get("output_type") == "error"]
+                    assert not errors, f"{md.name}: a widget's output area holds an error: {errors}"
+                    assert shows_something({"outputs": outs}), f"{md.name}: a widget's output area is empty"
 
 
 def test_the_slice_finds_the_interactive_cells_and_what_they_need():
@@ -285,7 +327,9 @@ def test_the_slice_finds_the_interactive_cells_and_what_they_need():
         nbformat.v4.new_code_cell("b = 2 * a  # not needed"),
         nbformat.v4.new_code_cell("fig = 1\nwidgets.IntSlider(value=int(runs['x']) + fig)"),
         nbformat.v4.new_code_cell("%matplotlib inline\nprint(seed)"),
+        nbformat.v4.new_code_cell("w = widgets.IntSlider()\nassert w.value == 0  # uses ipywidgets, shows nothing"),
+        nbformat.v4.new_code_cell("plt.show()\ndisplay(w)"),
     ])
     keep, interactive = colab_slice(nb)
-    assert interactive == [8]
-    assert keep == [0, 1, 2, 3, 4, 5, 8]
+    assert interactive == [8, 11]
+    assert keep == [0, 1, 2, 3, 4, 5, 8, 10, 11]
