@@ -358,6 +358,8 @@ def _loop(x, f, g, fg, *, lr, rule, steps, scales, gtol, f_opt, ftol, c, shrink,
         a = clip(2 * alpha) if (rule == "armijo" and t > 0) else alpha
         # 3. trial point, backtracking if the (nonmonotone) Armijo test fails
         for _ in range(max_backtracks + 1):
+            if not bool(torch.as_tensor(a * smax * gnorm < too_long * 1e4).all()):  # |x - a S g|^2 overflows
+                raise ValueError(f"RGD diverged at step {t + 1}: the step overflows; use a smaller lr")
             xt = retract_all(x, g, a)
             ft, gt = fg(xt)
             ft = ft if batched else float(ft)
