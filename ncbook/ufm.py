@@ -2,7 +2,7 @@ r"""The normalized unconstrained feature model (UFM) on a product of spheres.
 
 With classifier rows :math:`W \in \mathbb{R}^{K\times d}` and feature rows
 :math:`H \in \mathbb{R}^{N\times d}`, all of unit norm, labels :math:`y \in \{0,\dots,K-1\}^N`
-and temperature :math:`\tau > 0`,
+and inverse temperature :math:`\tau > 0` (it multiplies the logits),
 
 .. math:: f(W, H) = \frac1N \sum_{i=1}^N \ell_{\mathrm{CE}}(\tau\, W h_i, y_i),
           \qquad \ell_{\mathrm{CE}}(z, k) = \log\textstyle\sum_j e^{z_j} - z_k .
@@ -79,7 +79,7 @@ def loss(W: torch.Tensor, H: torch.Tensor, y: torch.Tensor, tau: float) -> torch
     W : Tensor ``(K, d)``, unit rows (classifiers)
     H : Tensor ``(N, d)``, unit rows (features)
     y : Tensor ``(N,)`` int64, labels in ``[0, K)``
-    tau : float > 0, temperature (logits are :math:`\tau \cos\theta`)
+    tau : float > 0, inverse temperature (logits are :math:`\tau \cos\theta`)
     """
     W, H, y, tau = check_problem(W, H, y, tau)
     return torch.nn.functional.cross_entropy(tau * (H @ W.T), y)
@@ -137,7 +137,7 @@ def optimal_loss(K: int, tau: float) -> float:
 # --------------------------------------------------------------------------- solving the UFM
 
 #: Method names accepted by :func:`solve`, with their default base step size ``lr``.
-#: ``"rgd"`` is the digest recipe (fixed step, :math:`\eta_H = n\,\eta_W`); ``"rgd-bb"`` and
+#: ``"rgd"`` is the plain recipe of chapter 03 (fixed step, :math:`\eta_H = n\,\eta_W`); ``"rgd-bb"`` and
 #: ``"rgd-armijo"`` use :mod:`ncbook.rgd`'s Barzilai-Borwein and Armijo rules (``lr`` is their first
 #: trial step); ``"geoopt-sgd"`` is ``geoopt.optim.RiemannianSGD`` with the same step sizes as
 #: ``"rgd"``; ``"geoopt-adam"`` is ``geoopt.optim.RiemannianAdam`` (one ``lr`` for both blocks).
@@ -277,7 +277,7 @@ def solve(K: int, d: int, n: int, tau, *, method: str = "rgd", steps: int | None
     Which method to use: ``"rgd-bb"`` is the fastest by far (tens of iterations where the fixed
     step needs hundreds to thousands; see ``benchmarks/README.md``) and, like ``"rgd"``,
     ``"rgd-armijo"`` and ``"geoopt-sgd"``, converges to round-off (gap about 1e-16, gradient norm
-    below 1e-12 with ``stop_on="grad"``). ``"rgd"`` with ``lr=1`` is the digest's recipe; it slows
+    below 1e-12 with ``stop_on="grad"``). ``"rgd"`` with ``lr=1`` is chapter 03's recipe; it slows
     down for large ``tau`` (at ``K, d, n, tau = 10, 16, 20, 20`` it was still at a gap of 6e-6 after
     5000 steps, where ``"rgd-bb"`` reached 1e-10 in about 300). ``"geoopt-adam"`` keeps
     steps of size about ``lr`` however small the gradient, so with a constant ``lr`` it only reaches
@@ -383,7 +383,7 @@ def solve(K: int, d: int, n: int, tau, *, method: str = "rgd", steps: int | None
 def _fast_loss_and_rgrad(y, K, tau, dtype, *, riemannian=True):
     r"""Fused loss and gradient for the solver loops: no input checks, one softmax for both.
 
-    ``tau`` is a float or a ``(B,)`` tensor (a batch of temperatures). Returns
+    ``tau`` is a float or a ``(B,)`` tensor (a batch of inverse temperatures). Returns
     ``fg((W, H)) -> (loss, (grad_W, grad_H))``, Riemannian gradients by default, Euclidean ones with
     ``riemannian=False``.
 
