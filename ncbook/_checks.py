@@ -25,6 +25,10 @@ __all__ = [
     "check_same_shape",
     "check_compatible",
     "check_float_dtype",
+    "check_real",
+    "check_tolerance",
+    "check_scales",
+    "check_blocks",
 ]
 
 #: Tolerance on ``| ||x|| - 1 |`` for "this row is on the sphere", per dtype.
@@ -140,3 +144,55 @@ def check_labels(y, N: int, K: int | None = None, name: str = "y") -> torch.Tens
     if N and K is None and int(y.min()) < 0:
         raise ValueError(f"{name} must hold labels >= 0, got a minimum of {int(y.min())}")
     return y.long()
+
+
+def check_real(v, name: str, *, low: float | None = None, high: float | None = None, low_open: bool = False,
+               high_open: bool = False) -> float:
+    """Return ``v`` as a float after checking it is a finite real number in the given interval.
+
+    Accepts Python and numpy numbers (not bools) and one-element real tensors. ``low``/``high``
+    bound the interval (None: unbounded); ``low_open``/``high_open`` exclude the end point.
+    """
+    if isinstance(v, torch.Tensor) and v.numel() == 1 and not v.is_complex() and v.dtype != torch.bool:
+        v = v.item()
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(v).__name__}")
+    v = float(v)
+    ok = math.isfinite(v) and (low is None or (v > low if low_open else v >= low)) and (
+        high is None or (v < high if high_open else v <= high))
+    if not ok:
+        lo = "-inf" if low is None else f"{low:g}"
+        hi = "inf" if high is None else f"{high:g}"
+        interval = f"{'(' if low_open or low is None else '['}{lo}, {hi}{')' if high_open or high is None else ']'}"
+        raise ValueError(f"{name} must be a finite number in {interval}, got {v!r}")
+    return v
+
+
+def check_tolerance(v, name: str, *, allow_none: bool = False) -> float | None:
+    """A tolerance: a finite real number ``>= 0`` (numpy scalars accepted), or None when ``allow_none``."""
+    if v is None and allow_none:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (numbers.Real, torch.Tensor)):
+        extra = " or None" if allow_none else ""
+        raise TypeError(f"{name} must be a real number >= 0{extra}, got {type(v).__name__}")
+    return check_real(v, name, low=0.0)
+
+
+def check_scales(scales, m: int, name: str = "scales") -> tuple:
+    """Per-block step factors: None (all 1) or a sequence of ``m`` finite numbers > 0; returns a tuple of floats."""
+    if scales is None:
+        return (1.0,) * m
+    if isinstance(scales, (str, bytes)) or not isinstance(scales, (list, tuple)):
+        raise TypeError(f"{name} must be a list or tuple of {m} positive numbers, got {type(scales).__name__}")
+    if len(scales) != m:
+        raise ValueError(f"{name} must have one entry per block ({m}), got {len(scales)}")
+    return tuple(check_positive_real(s, f"{name}[{i}]") for i, s in enumerate(scales))
+
+
+def check_blocks(points, name: str) -> tuple[tuple, bool]:
+    """A tensor or a nonempty tuple/list of finite floating tensors: ``(tuple_of_tensors, was_single_tensor)``."""
+    if isinstance(points, torch.Tensor):
+        return (check_matrix(points, name, min_ndim=1),), True
+    if not isinstance(points, (tuple, list)) or len(points) == 0:
+        raise TypeError(f"{name} must be a tensor or a nonempty tuple of tensors, got {type(points).__name__}")
+    return tuple(check_matrix(p, f"{name}[{i}]", min_ndim=1) for i, p in enumerate(points)), False

@@ -100,7 +100,7 @@ def test_loss_at_an_exact_etf_is_the_optimal_loss(K, d, n, tau):
 @pytest.mark.parametrize("riemannian", [True, False])
 def test_fused_kernel_equals_the_public_functions(tau, riemannian):
     W, H, y = random_problem(K=4, d=5, n=3, seed=7)
-    f, (gW, gH) = ufm._fast_loss_and_rgrad(y, 4, tau, F64, riemannian=riemannian)((W, H))
+    f, (gW, gH) = ufm.fused_objective(y, 4, tau, F64, riemannian=riemannian)((W, H))
     ref = (ufm.rgrad if riemannian else ufm.egrad)(W, H, y, tau)
     scale = max(1.0, tau)
     assert float(f) == pytest.approx(float(ufm.loss(W, H, y, tau)), abs=1e-14 * scale)
@@ -114,7 +114,7 @@ def test_fused_kernel_batched_over_taus():
     W = torch.stack([p[0] for p in probs])
     H = torch.stack([p[1] for p in probs])
     y = probs[0][2]
-    f, (gW, gH) = ufm._fast_loss_and_rgrad(y, 3, taus, F64)((W, H))
+    f, (gW, gH) = ufm.fused_objective(y, 3, taus, F64)((W, H))
     assert f.shape == (3,)
     for b in range(3):
         tau = float(taus[b])
