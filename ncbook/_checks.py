@@ -1,8 +1,22 @@
-"""Input validation shared by every public function of :mod:`ncbook`.
+"""Input validation shared by every public function of :mod:`ncbook`: one vocabulary.
 
-Each checker raises a :class:`TypeError` or :class:`ValueError` whose message names the
-argument and what was expected, so that a learner sees ``tau must be a finite number > 0``
-instead of a NaN three calls later or a deep torch traceback.
+Each checker takes the value and the **user's name for it** and raises a :class:`TypeError` (wrong
+kind) or :class:`ValueError` (wrong value) whose message names that argument and what was
+expected, so that a learner sees ``tau must be a finite number > 0`` instead of a NaN three calls
+later or a deep torch traceback. Numbers may be Python or numpy scalars (``np.float32(1e-10)``,
+``np.int64(3)``); bools are never numbers. The vocabulary:
+
+* numbers: :func:`check_real` (interval), :func:`check_positive_real`, :func:`check_tolerance`
+  (``>= 0``, optionally None), :func:`check_tau`, :func:`check_integer`, :func:`check_positive_int`;
+* tensors: :func:`check_tensor` / :func:`as_tensor` (floating), :func:`check_finite`,
+  :func:`check_matrix` (dimensions, nonempty, finite), :func:`check_points` and
+  :func:`check_unit_rows` (rows on the sphere), :func:`check_blocks` (a tensor or tuple of them),
+  :func:`check_scales` (per-block factors);
+* shapes, dtype and device: :func:`check_same_shape`, :func:`check_compatible`,
+  :func:`check_float_dtype`, :func:`check_dim` (``d >= K-1``);
+* labels: :func:`check_labels`.
+
+They are public so that every layer (the training side included) uses the same words.
 """
 
 from __future__ import annotations
@@ -26,6 +40,9 @@ __all__ = [
     "check_compatible",
     "check_float_dtype",
     "check_real",
+    "check_tensor",
+    "check_integer",
+    "check_points",
     "check_tolerance",
     "check_scales",
     "check_blocks",
@@ -33,6 +50,11 @@ __all__ = [
 
 #: Tolerance on ``| ||x|| - 1 |`` for "this row is on the sphere", per dtype.
 UNIT_TOL = {torch.float16: 1e-2, torch.bfloat16: 1e-2, torch.float32: 1e-4, torch.float64: 1e-8}
+
+
+def check_tensor(x, name: str) -> torch.Tensor:
+    """A floating-point tensor (any shape); :class:`TypeError` naming ``name`` otherwise (same as :func:`as_tensor`)."""
+    return as_tensor(x, name)
 
 
 def as_tensor(x, name: str) -> torch.Tensor:
@@ -87,7 +109,7 @@ def check_float_dtype(dtype, name: str = "dtype") -> torch.dtype:
 
 def check_unit_rows(x: torch.Tensor, name: str, tol: float | None = None) -> torch.Tensor:
     """Raise :class:`ValueError` unless every row (last axis) of ``x`` has unit Euclidean norm."""
-    tol = UNIT_TOL.get(x.dtype, 1e-4) if tol is None else tol
+    tol = UNIT_TOL.get(x.dtype, 1e-4) if tol is None else check_tolerance(tol, "tol")
     if x.numel() == 0:
         raise ValueError(f"{name} must be nonempty, got shape {tuple(x.shape)}")
     err = (torch.linalg.vector_norm(x, dim=-1) - 1).abs().max().item()
@@ -100,7 +122,7 @@ def check_unit_rows(x: torch.Tensor, name: str, tol: float | None = None) -> tor
 
 
 def check_positive_real(v, name: str) -> float:
-    """Return ``v`` as a float after checking that it is a finite real number > 0."""
+    """Return ``v`` as a float after checking that it is a finite real number > 0 (numpy scalars accepted)."""
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
         raise TypeError(f"{name} must be a real number > 0, got {type(v).__name__}")
     v = float(v)
@@ -123,6 +145,23 @@ def check_positive_int(v, name: str, minimum: int = 1) -> int:
     if v < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {v}")
     return int(v)
+
+
+def check_integer(v, name: str, minimum: int | None = None, maximum: int | None = None) -> int:
+    """An integer (Python or numpy, not bool) in ``[minimum, maximum]`` (None: unbounded), returned as ``int``."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(v).__name__}")
+    v = int(v)
+    if (minimum is not None and v < minimum) or (maximum is not None and v > maximum):
+        lo = "-inf" if minimum is None else minimum
+        hi = "inf" if maximum is None else maximum
+        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {v}")
+    return v
+
+
+def check_points(x, name: str, *, min_ndim: int = 1, max_ndim: int | None = None) -> torch.Tensor:
+    """Points on a product of spheres: a finite floating tensor whose rows (last axis) have unit norm."""
+    return check_unit_rows(check_matrix(x, name, min_ndim=min_ndim, max_ndim=max_ndim), name)
 
 
 def check_dim(d: int, K: int) -> None:

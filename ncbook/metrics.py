@@ -39,6 +39,7 @@ from ._checks import (
     check_labels,
     check_matrix,
     check_positive_int,
+    check_real,
 )
 from .config import default_device
 
@@ -247,8 +248,11 @@ class ClassStats:
         The pseudo-inverse keeps the eigen-directions of :math:`\Sigma_B` with eigenvalue above
         ``rtol`` times the largest (default ``max(d, K) * eps``, as ``numpy.linalg.pinv``); the trace is
         a sum of :math:`v^\top\Sigma_W v/\lambda \ge 0` terms and is clamped at 0 against round-off.
-        ``ValueError`` when :math:`\Sigma_B = 0` (all class means coincide: NC1 is undefined).
+        ``ValueError`` when :math:`\Sigma_B = 0` (all class means coincide: NC1 is undefined), and
+        when ``rtol`` is not a number in ``[0, 1)`` (NaN would keep no direction and report 0).
         """
+        if rtol is not None:
+            rtol = check_real(rtol, "rtol", low=0.0, high=1.0, high_open=True)
         Sb = self.sigma_b().to(_F64)
         Sw = self.sigma_w().to(_F64)
         Sw = 0.5 * (Sw + Sw.T)

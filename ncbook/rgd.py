@@ -178,22 +178,32 @@ class StoppingTest:
     relative: bool = False
     floor: object = 0.0
 
-    def done(self, it: Iterate, t: int) -> torch.Tensor:
-        """Bool tensor of the batch shape: which runs meet the test at iterate ``t``."""
-        out = torch.zeros(it.f.shape, dtype=torch.bool, device=it.f.device)
-        if self.gtol is not None:
-            out = out | (it.gnorm <= self.gtol * it.f.abs() if self.relative else it.gnorm <= self.gtol)
+    def prepare(self) -> None:
+        """Precompute the thresholds that do not change during a run."""
+        self.f_stop = None
+        self.f_low = None
         if self.f_opt is not None:
-            gap = it.f - self.f_opt
-            if bool((gap < -self.floor).any()):
-                worst = float(gap.min())
-                raise ValueError(
-                    f"f_opt is not a lower bound of the loss: at iteration {t} the gap f - f_opt is {worst:.3g}, "
-                    f"beyond round-off ({float(torch.as_tensor(self.floor).max()):.2g}); check f_opt "
-                    "(ufm.optimal_loss assumes balanced classes and d >= K-1)")
+            self.f_low = self.f_opt - self.floor
             if self.ftol is not None:
-                out = out | (gap <= self.ftol * self.f_opt.abs() if self.relative else gap <= self.ftol)
+                self.f_stop = self.f_opt + (self.ftol * self.f_opt.abs() if self.relative else self.ftol)
+
+    def done(self, it: Iterate) -> torch.Tensor | None:
+        """Bool tensor of the batch shape: which runs meet the test at ``it`` (None: no test is on)."""
+        out = None
+        if self.gtol is not None:
+            out = it.gnorm <= (self.gtol * it.f.abs() if self.relative else self.gtol)
+        if self.f_stop is not None:
+            out = it.f <= self.f_stop if out is None else out | (it.f <= self.f_stop)
         return out
+
+    def below_floor(self, it: Iterate, t: int) -> None:
+        """Raise :class:`ValueError` if a gap is negative beyond round-off (``f_opt`` is no lower bound)."""
+        if self.f_low is not None and bool((it.f < self.f_low).any()):
+            worst = float((it.f - self.f_opt).min())
+            raise ValueError(
+                f"f_opt is not a lower bound of the loss: at iteration {t} the gap f - f_opt is {worst:.3g}, "
+                f"beyond round-off ({float(torch.as_tensor(self.floor).max()):.2g}); check f_opt "
+                "(ufm.optimal_loss assumes balanced classes and d >= K-1)")
 
 
 def run(
@@ -375,6 +385,14 @@ def roundoff(f_opt: torch.Tensor, f0: torch.Tensor, factor: float = 64.0) -> tor
     return factor * eps * torch.maximum(f_opt.abs(), f0.abs())
 
 
+def record_array(values: list, empty_shape: tuple, bshape: tuple, dtype) -> np.ndarray:
+    """A per-iteration record as a float64 array ``(T, *batch)``; plain numbers (fixed steps) are broadcast."""
+    if not values:
+        return np.zeros(empty_shape)
+    values = [v if isinstance(v, torch.Tensor) else torch.full(bshape, v, dtype=dtype) for v in values]
+    return torch.stack(values).cpu().numpy().astype(np.float64)
+
+
 def retract_blocks(x: tuple, g: tuple, a, scales: tuple) -> tuple:
     r"""Row-wise :math:`(x_i - a\, s_i g_i)/\lVert\cdot\rVert` for every block; ``a`` a number or per-run tensor."""
     out = []
@@ -390,12 +408,13 @@ def retract_blocks(x: tuple, g: tuple, a, scales: tuple) -> tuple:
 def rgd_stepper(fg, rule: stepsize.StepRule, start: Iterate, scales: tuple):
     """The RGD step for :func:`iterate`: the rule searches along :math:`-S g`, retracting each trial point."""
     rule.start(start, scales)
+    slope = rule.needs_slope
 
     def advance(it, active):
         def trial(a):
             x = retract_blocks(it.x, it.g, a, scales)
             f, g = fg(x)
-            return Iterate.make(x, f, g, scales)
+            return Iterate.make(x, f, g, scales, slope=slope)
 
         return rule.search(it, trial, active)
 
@@ -421,17 +440,18 @@ def iterate(advance, start: Iterate, *, steps: int, stop: StoppingTest, callback
     it = start
     bshape = tuple(it.f.shape)
     batched = len(bshape) > 0
+    stop.prepare()
+    stop.below_floor(it, 0)
     active = torch.ones(bshape, dtype=torch.bool, device=it.f.device)
-    converged = torch.zeros_like(active)
-    iters = torch.zeros(bshape, dtype=torch.long, device=it.f.device)
     too_long = torch.finfo(it.f.dtype).max ** 0.5 / 1e4 / max(scales)
     losses, gnorms, alphas, times = [it.f], [it.gnorm], [], [time.perf_counter() - t0]
     evals = 1
-    partial = False
+    partial = False  # some runs of the batch have stopped (their records are NaN from then on)
     for t in range(steps + 1):
-        done = stop.done(it, t)
-        converged = converged | (done & active)
-        active = active & ~done
+        # the test at iterate t (one host sync per step: the any/all of the active runs)
+        done = stop.done(it)
+        if done is not None:
+            active = active & ~done
         n_active = int(active.sum())
         if callback is not None and callback(t, it.x, it.f if batched else float(it.f),
                                              it.gnorm if batched else float(it.gnorm)):
@@ -443,13 +463,16 @@ def iterate(advance, start: Iterate, *, steps: int, stop: StoppingTest, callback
         evals += k
         if partial:
             new = new.where(active, it)
-        # NaN must never pass silently; a step so long that |x - a s g|^2 overflows would leave zero rows
-        ok = torch.isfinite(new.f) & torch.isfinite(new.gnorm) & (a * it.gnorm.clamp_min(1.0) < too_long)
+        # NaN must never pass silently (it also fails the comparison); a step so long that
+        # |x - a s g|^2 overflows would leave zero rows
+        ok = (a * it.gnorm < too_long) & torch.isfinite(new.f)
+        if stop.f_low is not None:
+            ok = ok & (new.f >= stop.f_low)
         if not bool(ok.all()):
+            stop.below_floor(new, t + 1)
             raise ValueError(f"{rule} diverged at step {t + 1}: the step overflowed or the loss or gradient is no "
                              "longer finite; use a smaller lr (or a smaller tau, or a rule with a line search)")
         it = new
-        iters += active
         if partial:
             losses.append(torch.where(active, it.f, math.nan))
             gnorms.append(torch.where(active, it.gnorm, math.nan))
@@ -459,18 +482,19 @@ def iterate(advance, start: Iterate, *, steps: int, stop: StoppingTest, callback
             gnorms.append(it.gnorm)
             alphas.append(a)
         times.append(time.perf_counter() - t0)
-
-    def record(v, empty_shape):  # fixed steps are recorded as plain numbers, adaptive ones as tensors
-        v = [a if isinstance(a, torch.Tensor) else torch.full(bshape, a, dtype=it.f.dtype) for a in v]
-        return torch.stack(v).cpu().numpy().astype(np.float64) if v else np.zeros(empty_shape)
+    done = stop.done(it)
+    converged = torch.zeros_like(active) if done is None else done
+    loss = record_array(losses, (1,) + bshape, bshape, it.f.dtype)
+    # a run's steps: its recorded (non-NaN) iterates after the start
+    iters = (~np.isnan(loss)).sum(0) - 1 if batched else len(losses) - 1
 
     return History(
         points=it.x,
-        loss=record(losses, (1,) + bshape),
-        grad_norm=record(gnorms, (1,) + bshape),
-        step_size=record(alphas, (0,) + bshape),
+        loss=loss,
+        grad_norm=record_array(gnorms, (1,) + bshape, bshape, it.f.dtype),
+        step_size=record_array(alphas, (0,) + bshape, bshape, it.f.dtype),
         time=np.asarray(times),
-        iterations=iters.cpu().numpy() if batched else int(iters),
+        iterations=iters if batched else int(iters),
         converged=converged.cpu().numpy() if batched else bool(converged),
         rule=rule,
         evaluations=evals,

@@ -10,6 +10,7 @@ Introduced in: chapter 03 (RGD by hand), used again in chapters 04-07.
 
 from __future__ import annotations
 
+import math
 import numbers
 import time
 from dataclasses import dataclass
@@ -17,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import config, rgd, stepsize, ufm
-from ._checks import check_positive_int, check_positive_real, check_tau, check_tolerance
+from . import config, etf, metrics, rgd, stepsize, ufm
+from ._checks import check_integer, check_positive_int, check_positive_real, check_tau, check_tolerance
 
 __all__ = ["METHODS", "SolveResult", "solve"]
 
@@ -27,7 +28,10 @@ __all__ = ["METHODS", "SolveResult", "solve"]
 #: ``"rgd-armijo"`` use the Barzilai-Borwein and Armijo rules of :mod:`ncbook.stepsize` (``lr`` is
 #: their first trial step); ``"geoopt-sgd"`` is ``geoopt.optim.RiemannianSGD`` with the same step
 #: sizes as ``"rgd"``; ``"geoopt-adam"`` is ``geoopt.optim.RiemannianAdam`` (one ``lr`` for both blocks).
-METHODS = ("rgd", "rgd-bb", "rgd-armijo", "geoopt-sgd", "geoopt-adam")
+#: ``"rgd-logbb"`` runs the BB rule on :math:`\log f` (same minimizers, gradient
+#: :math:`\operatorname{grad} f / f`): its steps do not depend on the scale of the loss, which at large
+#: ``tau`` is exponentially small; it is what ``method="auto"`` (the default) picks when no ``lr`` is given.
+METHODS = ("rgd", "rgd-bb", "rgd-armijo", "geoopt-sgd", "geoopt-adam", "rgd-logbb")
 
 #: Per method: (rule or optimizer, default lr, default steps).
 _METHOD_TABLE = {
@@ -36,6 +40,7 @@ _METHOD_TABLE = {
     "rgd-armijo": ("armijo", 1.0, 50_000),
     "geoopt-sgd": ("sgd", 1.0, 100_000),
     "geoopt-adam": ("adam", 1e-2, 20_000),
+    "rgd-logbb": ("bb", 1.0, 20_000),
 }
 _STOP_ON = ("either", "grad", "gap")
 
@@ -93,6 +98,12 @@ class SolveResult:
     tau: object
     seed: object
     optimal: object
+    tol: object = None
+    nc1: object = None
+    nc2: object = None
+    nc3: object = None
+    etf_angle: object = None
+    reason: object = ""
 
     @property
     def batched(self) -> bool:
@@ -115,12 +126,13 @@ class SolveResult:
                         gap=None if self.gap is None else self.gap[b], grad_norm=self.grad_norm[b],
                         iterations=int(self.iterations[b]), converged=bool(self.converged[b]),
                         method=self.method, lr=self.lr, seconds=self.seconds, K=self.K, d=self.d, n=self.n,
-                        tau=self.tau[b], seed=self.seed[b], optimal=None if self.optimal is None else self.optimal[b])
+                        tau=self.tau[b], seed=self.seed[b], optimal=None if self.optimal is None else self.optimal[b],
+                        **{k: _pick(getattr(self, k), b) for k in ("tol", "nc1", "nc2", "nc3", "etf_angle", "reason")})
             for b in range(self.W.shape[0])
         ]
 
 
-def solve(K: int, d: int, n: int, tau, *, method: str = "rgd", steps: int | None = None, lr: float | None = None,
+def solve(K: int, d: int, n: int, tau, *, method: str = "auto", steps: int | None = None, lr: float | None = None,
           tol: float = 1e-10, seed=0, dtype: torch.dtype = torch.float64, device="cpu",
           stop_on: str = "either") -> SolveResult:
     r"""Minimize the normalized UFM from a random start; optionally a batch of runs at once.
@@ -190,8 +202,12 @@ def solve(K: int, d: int, n: int, tau, *, method: str = "rgd", steps: int | None
     K = check_positive_int(K, "K", minimum=2)
     d = check_positive_int(d, "d", minimum=2)
     n = check_positive_int(n, "n")
-    if not isinstance(method, str) or method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if method is None:
+        method = "auto"
+    if not isinstance(method, str) or method not in METHODS + ("auto",):
+        raise ValueError(f"method must be 'auto' or one of {METHODS}, got {method!r}")
+    if method == "auto":  # a given lr asks for a fixed step; otherwise the tau-robust BB on log f
+        method = "rgd" if lr is not None else "rgd-logbb"
     if not isinstance(stop_on, str) or stop_on not in _STOP_ON:
         raise ValueError(f"stop_on must be one of {_STOP_ON}, got {stop_on!r}")
     rule, default_lr, default_steps = _METHOD_TABLE[method]
@@ -215,19 +231,35 @@ def solve(K: int, d: int, n: int, tau, *, method: str = "rgd", steps: int | None
 
     y = ufm.balanced_labels(K, n, device=device)
     W, H = _start(K, d, n, seeds, batched, dtype, device)
-    tau_t = torch.tensor(taus, dtype=dtype, device=device) if batched else taus[0]
+
+    def per_run(values):  # one value per run, as a tensor of the batch shape
+        return torch.tensor(values if batched else values[0], dtype=dtype, device=device)
+
+    # relative round-off of the loss (it is accurate in relative terms, to about tau * eps)
+    floor_rel = [ROUNDOFF * (1 + t) * torch.finfo(dtype).eps for t in taus]
+    tols = [max(tol, fl) for fl in floor_rel]  # no test finer than the loss can resolve
     opt_list = [ufm.optimal_loss(K, t) for t in taus] if has_opt else None  # float64 closed forms
-    opt = None if opt_list is None else torch.tensor(opt_list if batched else opt_list[0], dtype=dtype, device=device)
-    stop = rgd.StoppingTest(gtol=tol if stop_on in ("either", "grad") else None,
-                            ftol=tol if stop_on in ("either", "gap") else None, f_opt=opt,
-                            floor=torch.inf)  # step 1: no negative-gap check yet
-    fg = ufm.fused_objective(y, K, tau_t, dtype)
+    use_g = stop_on in ("either", "grad")
+    use_f = stop_on in ("either", "gap") and has_opt
+    log_f = method == "rgd-logbb"
+    fg = ufm.fused_objective(y, K, per_run(taus) if batched else taus[0], dtype)
+    if log_f:  # minimize log f: same minimizers, gradient grad f / f, scale-free at any tau
+        fg = _log_objective(fg)
+        stop = rgd.StoppingTest(gtol=per_run(tols) if use_g else None,
+                                ftol=per_run([math.log1p(t) for t in tols]) if use_f else None,
+                                f_opt=per_run([math.log(o) for o in opt_list]) if has_opt else None,
+                                floor=per_run(floor_rel))
+    else:
+        stop = rgd.StoppingTest(gtol=per_run(tols) if use_g else None, ftol=per_run(tols) if use_f else None,
+                                f_opt=per_run(opt_list) if has_opt else None, relative=True,
+                                floor=per_run([fl * o for fl, o in zip(floor_rel, opt_list)]) if has_opt else 0.0)
     scales = (1.0, float(n))
 
     t0 = time.perf_counter()
     if method.startswith("rgd"):
         start = rgd.first_iterate(fg, (W, H), scales)
-        advance = rgd.rgd_stepper(fg, stepsize.make_rule(rule, lr), start, scales)
+        options = {"flat_floor": 1.0} if log_f else {}  # log f has absolute round-off of order eps
+        advance = rgd.rgd_stepper(fg, stepsize.make_rule(rule, lr, **options), start, scales)
     else:
         from . import geoopt_rgd  # lazy: geoopt is only needed for the geoopt methods
 
@@ -238,18 +270,86 @@ def solve(K: int, d: int, n: int, tau, *, method: str = "rgd", steps: int | None
     hist = rgd.iterate(advance, start, steps=steps, stop=stop, t0=t0)
     seconds = time.perf_counter() - t0
     W, H = (x.detach().clone() for x in hist.points)
+    loss_h, grad_h = hist.loss, hist.grad_norm
+    if log_f:  # back from log f to f: f = exp(log f), ||grad f|| = f ||grad log f||
+        loss_h = np.exp(loss_h)
+        grad_h = grad_h * loss_h
 
-    def per_run(a):  # (T+1, B) with NaN after a run stopped -> list of B arrays
+    def split(a):  # (T+1, B) with NaN after a run stopped -> list of B arrays
         return [a[: int(hist.iterations[b]) + 1, b] for b in range(B)] if batched else a
 
-    opt_np = None if opt is None else np.asarray(opt_list if batched else opt_list[0])
-    return SolveResult(
-        W=W, H=H, y=y, loss=per_run(hist.loss), gap=None if opt is None else per_run(hist.loss - opt_np),
-        grad_norm=per_run(hist.grad_norm), iterations=hist.iterations, converged=hist.converged, method=method,
+    opt_np = None if opt_list is None else np.asarray(opt_list if batched else opt_list[0])
+    res = SolveResult(
+        W=W, H=H, y=y, loss=split(loss_h), gap=None if opt_np is None else split(loss_h - opt_np),
+        grad_norm=split(grad_h), iterations=hist.iterations, converged=hist.converged, method=method,
         lr=lr, seconds=seconds, K=K, d=d, n=n, tau=tuple(taus) if batched else taus[0],
         seed=tuple(seeds) if batched else seeds[0],
-        optimal=None if opt is None else (tuple(opt_list) if batched else opt_list[0]),
+        optimal=None if opt_list is None else (tuple(opt_list) if batched else opt_list[0]),
+        tol=tuple(tols) if batched else tols[0],
     )
+    return _certify(res, stop_met=hist.converged)
+
+
+#: Round-off allowance of the loss, in units of (1 + tau) * eps (relative).
+ROUNDOFF = 64.0
+
+#: Largest NC1, NC2, NC3 and angle to the nearest simplex ETF (radians) that :func:`solve` accepts as
+#: "converged to the ETF", per dtype (with ``d >= K-1``).
+GEOMETRY_TOL = {torch.float64: 1e-4, torch.float32: 3e-2}
+
+
+def _log_objective(fg):
+    """``log f`` and its gradient ``grad f / f`` from a fused ``fg`` (per run for a batch)."""
+
+    def fg_log(points):
+        f, (gW, gH) = fg(points)
+        inv = (1.0 / f).reshape(f.shape + (1, 1))
+        return torch.log(f), (gW * inv, gH * inv)
+
+    return fg_log
+
+
+def _certify(res: SolveResult, stop_met) -> SolveResult:
+    """Fill in the geometry (NC1-NC3, angle to the nearest ETF) and let it confirm or refuse convergence."""
+    runs = res.unbatch()
+    geo_tol = GEOMETRY_TOL[res.W.dtype]
+    met = np.atleast_1d(np.asarray(stop_met))
+    for b, r in enumerate(runs):
+        stats = metrics.ClassStats(res.K, res.d, device=r.H.device).update(r.H, r.y)
+        r.nc1, r.nc2, r.nc3 = stats.nc1(), metrics.nc2(r.W), stats.nc3(r.W)
+        r.etf_angle = etf.angle_to_simplex_etf(r.W) if res.d >= res.K - 1 else None
+        geometry = [r.nc1, r.nc2, r.nc3, r.etf_angle] if r.etf_angle is not None else None
+        if not met[b]:
+            grew = r.loss[-1] > r.loss[0]
+            r.reason = (f"not converged: {r.iterations} steps ran out" +
+                        (f"; the loss grew from {r.loss[0]:.3g} to {r.loss[-1]:.3g} (the step lr={r.lr:g} "
+                         "is too long here; try method='auto')" if grew else ""))
+            r.converged = False
+        elif geometry is not None and not max(geometry) <= geo_tol:
+            r.reason = (f"not converged: the stopping test was met but the point is not a simplex ETF "
+                        f"(NC1 {r.nc1:.2g}, NC2 {r.nc2:.2g}, NC3 {r.nc3:.2g}, angle {r.etf_angle:.2g} > {geo_tol:g})")
+            r.converged = False
+        else:
+            r.reason = "converged" + ("" if geometry is None else
+                                      f": a simplex ETF with collapsed features (NC2 {r.nc2:.1e}, "
+                                      f"angle {r.etf_angle:.1e})")
+            r.converged = True
+    if not res.batched:
+        return runs[0]
+    res.converged = np.array([r.converged for r in runs])
+    for name in ("nc1", "nc2", "nc3", "etf_angle"):
+        setattr(res, name, np.array([np.nan if getattr(r, name) is None else getattr(r, name) for r in runs]))
+    res.reason = tuple(r.reason for r in runs)
+    return res
+
+
+def _pick(v, b):
+    """Entry ``b`` of a per-run field (None and a not-yet-filled string stay as they are)."""
+    if v is None or isinstance(v, str):
+        return v
+    v = v[b]
+    v = v.item() if isinstance(v, np.generic) else v
+    return None if isinstance(v, float) and math.isnan(v) else v
 
 
 def _start(K, d, n, seeds, batched, dtype, device):
@@ -280,6 +380,4 @@ def _as_list(v, name, check):
 def _check_seed(s, name="seed"):
     if isinstance(s, bool) or not isinstance(s, numbers.Integral):
         raise TypeError(f"{name} must be an integer or a sequence of integers, got {type(s).__name__}")
-    if s < 0:
-        raise ValueError(f"{name} must be >= 0, got {s}")
-    return int(s)
+    return check_integer(s, name, 0, 2**64 - 1)  # the range of torch.Generator.manual_seed

@@ -24,7 +24,10 @@ from ._checks import (
     check_finite,
     check_float_dtype,
     check_matrix,
+    check_real,
     check_same_shape,
+    check_tensor,
+    check_tolerance,
     check_unit_rows,
 )
 
@@ -102,9 +105,15 @@ def normalize(x: torch.Tensor) -> torch.Tensor:
 
 
 def is_on_sphere(x: torch.Tensor, atol: float | None = None) -> bool:
-    """Return True if every row of ``x`` has unit norm within ``atol`` (dtype default)."""
+    """Return True if every row of ``x`` has unit norm within ``atol`` (dtype default).
+
+    ``x`` must be a floating tensor and ``atol`` a finite number >= 0 (else :class:`TypeError` /
+    :class:`ValueError`); rows off the sphere, NaN or inf give False.
+    """
+    x = check_tensor(x, "x")
+    atol = None if atol is None else check_tolerance(atol, "atol")
     try:
-        _point(x) if atol is None else check_unit_rows(check_matrix(x, "x", min_ndim=1), "x", atol)
+        check_point(x) if atol is None else check_unit_rows(check_matrix(x, "x", min_ndim=1), "x", atol)
     except ValueError:
         return False
     return True
@@ -205,12 +214,7 @@ Vert_\infty)` (in the form
 
 
 def _step_value(t, name):
-    if isinstance(t, bool) or not isinstance(t, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(t).__name__}")
-    t = float(t)
-    if not math.isfinite(t):
-        raise ValueError(f"{name} must be a finite number, got {t}")
-    return t
+    return check_real(t, name)
 
 
 def exp_map(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
@@ -281,10 +285,11 @@ def random_point(*shape: int, generator: torch.Generator | None = None, dtype: t
 
     ``random_point(K, d)`` gives a ``(K, d)`` matrix of unit rows. geoopt: ``Sphere.random_uniform``.
     """
-    if not shape or any(not isinstance(s, int) or isinstance(s, bool) for s in shape):
+    if not shape or any(not isinstance(s, numbers.Integral) or isinstance(s, bool) for s in shape):
         raise TypeError(f"shape must be positive integers such as random_point(K, d), got {shape}")
     if any(s < 1 for s in shape):
         raise ValueError(f"shape must be positive integers such as random_point(K, d), got {shape}")
+    shape = tuple(int(s) for s in shape)
     dtype = torch.get_default_dtype() if dtype is None else check_float_dtype(dtype)
     if shape[-1] < 2:
         raise ValueError(f"the last dimension (d) must be >= 2 for a sphere with a tangent space, got {shape[-1]}")

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ._checks import check_integer, check_positive_real, check_real
+
 __all__ = ["DEFAULTS", "Iterate", "StepRule", "Fixed", "Armijo", "BarzilaiBorwein", "make_rule", "RULES",
            "block_inner"]
 
@@ -67,15 +69,18 @@ class Iterate:
     g: tuple
     sq: tuple
     gnorm: torch.Tensor
-    gSg: torch.Tensor
+    gSg: torch.Tensor | None
 
     @classmethod
-    def make(cls, x, f, g, scales) -> Iterate:
-        """Build an iterate, computing the norms from the gradient blocks."""
+    def make(cls, x, f, g, scales, *, slope: bool = True) -> Iterate:
+        """Build an iterate, computing the norms from the gradient blocks (``gSg`` only if ``slope``)."""
         nd = f.ndim
         sq = tuple(torch.linalg.vecdot(gi.flatten(nd), gi.flatten(nd)) for gi in g)
         total = sq[0] if len(sq) == 1 else sum(sq[1:], sq[0])
-        gSg = total if all(s == 1.0 for s in scales) else sum((q * s for q, s in zip(sq, scales)))
+        gSg = None
+        if slope:
+            gSg = total if all(s == 1.0 for s in scales) else sum(q * s for q, s in zip(sq[1:], scales[1:])) + \
+                sq[0] * scales[0]
         return cls(x=tuple(x), f=f, g=tuple(g), sq=sq, gnorm=total.sqrt(), gSg=gSg)
 
     def where(self, mask: torch.Tensor, other: Iterate) -> Iterate:
@@ -87,7 +92,8 @@ class Iterate:
 
         return Iterate(x=tuple(map(pick, self.x, other.x)), f=pick(self.f, other.f),
                        g=tuple(map(pick, self.g, other.g)), sq=tuple(map(pick, self.sq, other.sq)),
-                       gnorm=pick(self.gnorm, other.gnorm), gSg=pick(self.gSg, other.gSg))
+                       gnorm=pick(self.gnorm, other.gnorm),
+                       gSg=None if self.gSg is None else pick(self.gSg, other.gSg))
 
 
 class StepRule:
@@ -99,6 +105,7 @@ class StepRule:
     """
 
     name = "base"
+    needs_slope = True  # whether the rule uses <g, S g> (Iterate.gSg)
 
     def start(self, it: Iterate, scales: tuple) -> None:
         self.scales = tuple(scales)
@@ -111,9 +118,10 @@ class Fixed(StepRule):
     r"""The fixed step :math:`\alpha_t = \mathrm{lr}` (a plain number shared by all runs)."""
 
     name = "fixed"
+    needs_slope = False
 
     def __init__(self, lr: float):
-        self.lr = float(lr)
+        self.lr = check_positive_real(lr, "lr")
 
     def search(self, it, trial, active):
         return self.lr, trial(self.lr), 1
@@ -124,7 +132,7 @@ class Armijo(StepRule):
     multiply by ``shrink`` until :math:`f(x^+) \le C - c\,\alpha\langle g, Sg\rangle` with :math:`C = f(x)`.
 
     When :math:`|f(x^+) - f(x)|` is below the round-off floor of the loss (``flat_rtol`` times the
-    starting loss), the loss can no longer rank two points and the gradient decides instead:
+    starting loss, at least ``flat_floor``), the loss can no longer rank two points and the gradient decides instead:
     :math:`\langle g^+, S g^+\rangle \le (1 - c)\langle g, S g\rangle`.
     """
 
@@ -132,9 +140,13 @@ class Armijo(StepRule):
 
     def __init__(self, lr: float, *, c: float = DEFAULTS["c"], shrink: float = DEFAULTS["shrink"],
                  max_backtracks: int = DEFAULTS["max_backtracks"], lr_min: float = DEFAULTS["lr_min"],
-                 lr_max: float = DEFAULTS["lr_max"]):
-        self.lr, self.c, self.shrink, self.max_backtracks = float(lr), float(c), float(shrink), int(max_backtracks)
-        self.lr_min, self.lr_max = float(lr_min), float(lr_max)
+                 lr_max: float = DEFAULTS["lr_max"], flat_floor: float = 1e-300):
+        self.lr = check_positive_real(lr, "lr")
+        self.c = check_real(c, "c", low=0.0, high=1.0, low_open=True, high_open=True)
+        self.shrink = check_real(shrink, "shrink", low=0.0, high=1.0, low_open=True, high_open=True)
+        self.max_backtracks = check_integer(max_backtracks, "max_backtracks", minimum=0)
+        self.lr_min, self.lr_max = check_positive_real(lr_min, "lr_min"), check_positive_real(lr_max, "lr_max")
+        self.flat_floor = check_positive_real(flat_floor, "flat_floor")
 
     def start(self, it, scales):
         super().start(it, scales)
@@ -142,7 +154,7 @@ class Armijo(StepRule):
         self.first = True
         # |f+ - f| below this means f sits at its round-off floor (scale: the starting loss)
         rtol = 1e-10 if it.f.dtype == torch.float64 else 1e-5
-        self.flat = rtol * it.f.abs().clamp_min(1e-300)
+        self.flat = rtol * it.f.abs().clamp_min(self.flat_floor)
         self.reference = it.f
 
     def first_trial(self, it):
@@ -191,7 +203,7 @@ class BarzilaiBorwein(Armijo):
 
     def __init__(self, lr: float, *, nonmonotone: float = DEFAULTS["nonmonotone"], **kw):
         super().__init__(lr, **kw)
-        self.nonmonotone = float(nonmonotone)
+        self.nonmonotone = check_real(nonmonotone, "nonmonotone", low=0.0, high=1.0, high_open=True)
 
     def start(self, it, scales):
         super().start(it, scales)
@@ -244,6 +256,8 @@ def make_rule(name: str, lr: float, **options) -> StepRule:
     :class:`Fixed` takes no options; the others take ``c``, ``shrink``, ``max_backtracks``,
     ``lr_min``, ``lr_max``, and :class:`BarzilaiBorwein` also ``nonmonotone`` (defaults :data:`DEFAULTS`).
     """
+    if not isinstance(name, str) or name not in RULES:
+        raise ValueError(f"name must be one of {tuple(RULES)}, got {name!r}")
     if name == "fixed":
         return Fixed(lr)
     if name == "armijo":

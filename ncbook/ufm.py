@@ -18,7 +18,7 @@ import math
 
 import torch
 
-from ._checks import check_labels, check_matrix, check_positive_int, check_tau, check_unit_rows
+from ._checks import check_labels, check_matrix, check_points, check_positive_int, check_tau, check_unit_rows
 
 __all__ = [
     "balanced_labels",
@@ -29,6 +29,7 @@ __all__ = [
     "optimal_loss",
     "check_problem",
     "fused_objective",
+    "cross_entropy_rows",
 ]
 
 
@@ -61,22 +62,65 @@ def check_problem(W, H, y, tau, *, on_sphere: bool = True):
 
 
 def logits(W: torch.Tensor, H: torch.Tensor, tau: float) -> torch.Tensor:
-    r"""Cosine logits :math:`Z = \tau\, H W^\top`, shape ``(N, K)``."""
+    r"""Cosine logits :math:`Z = \tau\, H W^\top`, shape ``(N, K)``; ``W`` ``(K, d)`` and ``H`` ``(N, d)`` unit rows."""
+    W = check_points(W, "W", min_ndim=2, max_ndim=2)
+    H = check_points(H, "H", min_ndim=2, max_ndim=2)
+    if W.shape[1] != H.shape[1]:
+        raise ValueError(f"W (K, d) and H (N, d) must share d, got W {tuple(W.shape)} and H {tuple(H.shape)}")
+    if W.dtype != H.dtype or W.device != H.device:
+        raise TypeError(f"W and H must share dtype and device, got {W.dtype}/{W.device} and {H.dtype}/{H.device}")
     return check_tau(tau) * (H @ W.T)
 
 
 def loss(W: torch.Tensor, H: torch.Tensor, y: torch.Tensor, tau: float) -> torch.Tensor:
-    r"""Mean cross-entropy :math:`f(W, H)` of the normalized UFM, a scalar tensor.
+    r"""Mean cross-entropy :math:`f(W, H)` of the normalized UFM, a scalar tensor (differentiable).
+
+    Computed in the margin form :math:`\ell_i = \log\big(1 + \sum_{j\ne y_i} e^{z_{ij} - z_{iy_i}}\big)`
+    with ``log1p`` (see :func:`cross_entropy_rows`), so that it keeps its relative accuracy when
+    it is exponentially small (at large :math:`\tau`, :math:`f^\star \approx (K-1)e^{-\tau K/(K-1)}`):
+    :math:`f - f^\star` stays meaningful even at :math:`f^\star \sim 10^{-40}`.
 
     Parameters
     ----------
     W : Tensor ``(K, d)``, unit rows (classifiers)
     H : Tensor ``(N, d)``, unit rows (features)
     y : Tensor ``(N,)`` int64, labels in ``[0, K)``
-    tau : float > 0, temperature (logits are :math:`\tau \cos\theta`)
+    tau : float > 0, inverse temperature (logits are :math:`\tau \cos\theta`)
     """
     W, H, y, tau = check_problem(W, H, y, tau)
-    return torch.nn.functional.cross_entropy(tau * (H @ W.T), y)
+    Y = torch.nn.functional.one_hot(y, W.shape[0]).to(torch.bool)
+    return cross_entropy_rows(tau * (H @ W.T), Y)[0].mean()
+
+
+def cross_entropy_rows(Z: torch.Tensor, Y: torch.Tensor):
+    r"""Per-row cross-entropy and :math:`P - Y`, accurate in relative terms; trusted inputs.
+
+    With margins :math:`D_{ij} = z_{ij} - z_{iy_i}` (so :math:`D_{iy_i} = 0`),
+    :math:`M_i = \max(0, \max_j D_{ij})` and :math:`s_i = \sum_{j\ne y_i} e^{D_{ij} - M_i}`,
+
+    .. math:: \ell_i = M_i + \operatorname{log1p}\big(\operatorname{expm1}(-M_i) + s_i\big), \qquad
+              (P - Y)_{ij} = \frac{e^{D_{ij}-M_i}[j \ne y_i] - s_i [j = y_i]}{e^{-M_i} + s_i} .
+
+    Where the true class has the largest logit, :math:`M_i = 0` and :math:`\ell_i = \operatorname{log1p}(s_i)`
+    is exact to round-off however small; no exponent overflows.
+
+    Parameters
+    ----------
+    Z : Tensor ``(..., N, K)``, logits
+    Y : bool Tensor ``(N, K)``, one-hot labels
+
+    Returns
+    -------
+    (loss_rows, P_minus_Y) : Tensors ``(..., N)`` and ``(..., N, K)``.
+    """
+    zy = (Z * Y).sum(-1, keepdim=True)
+    D = Z - zy
+    M = D.amax(-1, keepdim=True).clamp_min(0)
+    E = torch.exp(D - M).masked_fill(Y, 0.0)
+    s = E.sum(-1, keepdim=True)
+    denom = torch.exp(-M) + s
+    rows = (M + torch.log1p(torch.expm1(-M) + s)).squeeze(-1)
+    return rows, (E - Y * s) / denom
 
 
 def egrad(W: torch.Tensor, H: torch.Tensor, y: torch.Tensor, tau: float):
@@ -85,6 +129,9 @@ def egrad(W: torch.Tensor, H: torch.Tensor, y: torch.Tensor, tau: float):
     With :math:`P = \operatorname{softmax}(\tau H W^\top)` row-wise and one-hot :math:`Y`,
 
     .. math:: \nabla_W f = \frac{\tau}{N} (P - Y)^\top H, \qquad \nabla_H f = \frac{\tau}{N} (P - Y) W .
+
+    :math:`P - Y` comes from :func:`cross_entropy_rows`, accurate in relative terms (its true-class
+    entry :math:`p_{y} - 1` is not formed by a cancelling subtraction).
 
     Returns
     -------
@@ -96,9 +143,8 @@ def egrad(W: torch.Tensor, H: torch.Tensor, y: torch.Tensor, tau: float):
 
 def _egrad(W, H, y, tau):
     N = H.shape[0]
-    G = torch.softmax(tau * (H @ W.T), dim=-1)  # (N, K)
-    G[torch.arange(N, device=H.device), y] -= 1.0
-    G *= tau / N
+    Y = torch.nn.functional.one_hot(y, W.shape[0]).to(torch.bool)
+    G = cross_entropy_rows(tau * (H @ W.T), Y)[1] * (tau / N)  # (N, K)
     return G.T @ H, G @ W
 
 
@@ -135,41 +181,41 @@ def fused_objective(y, K, tau, dtype, *, riemannian=True):
     ``fg((W, H)) -> (loss, (grad_W, grad_H))``, Riemannian gradients by default, Euclidean ones with
     ``riemannian=False``. The inputs are trusted: validate them with :func:`check_problem` first.
 
-    Two facts save work. (1) The rows are unit vectors, so the cosines :math:`X = H W^\top` lie in
-    ``[-1, 1]`` and the logits :math:`\tau X` in :math:`[-\tau, \tau]`: shifting them by :math:`\tau`
-    keeps ``exp`` from overflowing without a row max (for huge :math:`\tau` we fall back to the row max).
-    (2) The radial parts that the tangent projection removes are already in :math:`G \circ X`, with
+    The loss is the margin form of :func:`cross_entropy_rows` (accurate in relative terms). Two
+    facts save work. (1) The rows are unit vectors, so the cosines :math:`X = H W^\top` lie in
+    ``[-1, 1]`` and the margins :math:`\tau(x_{ij} - x_{iy_i})` in :math:`[-2\tau, 2\tau]`: below
+    :math:`\tau \approx 0.45 \log(\text{largest float})` their exponentials cannot overflow and no row
+    max is needed, :math:`\ell_i = \operatorname{log1p}(\sum_{j\ne y_i} e^{D_{ij}})` (above it we use
+    the shifted form). (2) The radial parts that the tangent projection removes are already in :math:`G \circ X`, with
     :math:`G = \frac{\tau}{N}(P - Y)`:
     :math:`w_k^\top (\nabla_W f)_k = \sum_i G_{ik} X_{ik}` and
     :math:`h_i^\top (\nabla_H f)_i = \sum_k G_{ik} X_{ik}`.
     """
     N = y.shape[0]
-    Y = torch.nn.functional.one_hot(y, K).to(dtype)  # (N, K)
-    Y_flat = Y.flatten() / N
+    Ymask = torch.nn.functional.one_hot(y, K).to(torch.bool)  # (N, K)
+    Y = Ymask.to(dtype)
     batched = isinstance(tau, torch.Tensor)
     tau_max = float(tau.max()) if batched else tau
-    # exp(tau * (x - 1)) >= exp(-2 tau) must stay a normal number: shift by tau only when it does.
-    shift_by_tau = 2 * tau_max < 0.9 * -math.log(torch.finfo(dtype).tiny)
+    # margins tau (x_ij - x_iy) lie in [-2 tau, 2 tau]: exp of them stays finite below this tau
+    no_shift = 2 * tau_max < 0.9 * math.log(torch.finfo(dtype).max)
     tz = tau.reshape(-1, 1, 1) if batched else tau  # tau against the (B, N, K) cosines
     tn = tz / N
-    minus_Ytn = -Y * tn
+    idx = y.reshape(N, 1)
 
     def fg(points):
         W, H = points
         X = torch.matmul(H, W.mT)  # cosines (..., N, K)
-        dot_y = torch.matmul(X.flatten(-2), Y_flat)  # mean_i x_{i, y_i}
-        if shift_by_tau:
-            E = torch.exp((X - 1) * tz)
-            S = E.sum(-1, keepdim=True)
-            f = torch.log(S).mean((-2, -1)) + tau * (1 - dot_y)
+        if no_shift:
+            xy = X.gather(-1, idx.expand(X.shape[:-1] + (1,)))  # x_{i, y_i}
+            E = torch.exp((X - xy) * tz).masked_fill_(Ymask, 0.0)  # e^{D_ij}, j != y_i
+            s = E.sum(-1, keepdim=True)
+            f = torch.log1p(s).mean((-2, -1))
+            r = tn / (1 + s)
+            G = torch.addcmul(E * r, Y, s * r, value=-1)  # (tau/N)(P - Y)
         else:
-            Z = X * tz
-            m = Z.amax(-1, keepdim=True)
-            E = torch.exp(Z - m)
-            S = E.sum(-1, keepdim=True)
-            f = (torch.log(S) + m).mean((-2, -1)) - tau * dot_y
-        # G = (tau/N)(softmax - Y)
-        G = E / S * tn + minus_Ytn if batched else torch.addcdiv(minus_Ytn, E, S, value=tn)
+            rows, PY = cross_entropy_rows(X * tz, Ymask)
+            f = rows.mean(-1)
+            G = PY * tn
         gW = torch.matmul(G.mT, H)
         gH = torch.matmul(G, W)
         if riemannian:
