@@ -35,7 +35,15 @@ import numpy as np
 import torch
 
 from . import sphere
-from ._checks import as_tensor, check_finite, check_positive_int, check_positive_real, check_tolerance, check_unit_rows
+from ._checks import (
+    as_tensor,
+    check_finite,
+    check_positive_int,
+    check_positive_real,
+    check_real,
+    check_tolerance,
+    check_unit_rows,
+)
 
 __all__ = [
     "TaylorCheck",
@@ -275,7 +283,7 @@ def fit_slope(steps, remainders, *, floor: float = 0.0, decades: float = 1.0):
     if r.shape != t.shape:
         raise ValueError(f"remainders must have the shape of steps {t.shape}, got {r.shape}")
     floor = check_tolerance(floor, "floor")
-    decades = check_positive_real(decades, "decades")
+    decades = check_real(decades, "decades", low=0.0, high=300.0, low_open=True)
     e, sign = np.abs(r), np.sign(r)
     fitted = np.zeros(t.shape, dtype=bool)
     above = e > floor
@@ -295,7 +303,7 @@ def fit_slope(steps, remainders, *, floor: float = 0.0, decades: float = 1.0):
 
 def _run(model, fx, curve_f, steps, expected, noise, decades, tol):
     noise = check_tolerance(noise, "noise")
-    decades = check_positive_real(decades, "decades")
+    decades = check_real(decades, "decades", low=0.0, high=300.0, low_open=True)
     tol = check_tolerance(tol, "tol")
     signed = np.array([curve_f(t) - model(t) for t in steps])
     rem = np.abs(signed)
