@@ -8,7 +8,8 @@ images per second and the ratio to the reference:
   no workers), float32, contiguous NCHW, ``.to(device)`` of every batch, ``torch.optim.SGD`` and
   a row renormalization of the classifier after every step (its projected SGD);
 * ``ncbook fp32``: :class:`ncbook.train.Trainer` with the data kept on the device, float32;
-* ``ncbook channels_last+bf16``: the same plus channels-last and bf16 autocast (CUDA only), and
+* ``ncbook channels_last+bf16``: the same plus channels-last and the mixed precision the GPU supports
+  (bf16 autocast, or fp16 with a gradient scaler before compute capability 8.0; CUDA only), and
   ``torch.compile`` of the backbone with ``--compile``;
 * ``...+split_optimizer``: the same with ``TrainConfig(split_optimizer=True)`` (torch's
   multi-tensor SGD for the Euclidean parameters, geoopt for the sphere only).
@@ -37,7 +38,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from ncbook import config, data, models, train  # noqa: E402
+from ncbook import config, data, models, precision, train  # noqa: E402
 
 
 def _sync(device):
@@ -94,7 +95,8 @@ def run_reference(args, ds, device):
 def run_ncbook(args, ds, device, *, fast: bool, split: bool = False):
     cuda = device.type == "cuda"
     cfg = train.TrainConfig(batch_size=args.batch_size, device=str(device), progress=False, split_optimizer=split,
-                            channels_last=fast and cuda, bf16=fast and cuda, compile=fast and args.compile)
+                            channels_last=fast and cuda, precision="auto" if fast else "fp32",
+                            compile=fast and args.compile)
     trainer = train.Trainer(_model(args, ds), ds, cfg)
     if args.warmup:
         trainer.train_epoch(max_steps=args.warmup)  # ends with a sync (.item())
@@ -138,7 +140,8 @@ def main(argv=None) -> int:
     variants = [("reference (paper style)", lambda: run_reference(args, ds, device)),
                 ("ncbook fp32, data on device", lambda: run_ncbook(args, ds, device, fast=False))]
     if cuda:
-        label = "ncbook channels_last+bf16" + ("+compile" if args.compile else "")
+        amp = precision.resolve("auto", device)  # bf16 on compute capability >= 8.0, fp16 + GradScaler below
+        label = f"ncbook channels_last+{amp}" + ("+compile" if args.compile else "")
         variants.append((label, lambda: run_ncbook(args, ds, device, fast=True)))
         if args.arm == "normalized":
             variants.append((label + "+split_optimizer", lambda: run_ncbook(args, ds, device, fast=True, split=True)))

@@ -32,9 +32,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import hashlib
+import json
 import os
 import pickle
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +53,8 @@ __all__ = [
     "load_digits",
     "load_mnist1d",
     "load_cifar",
+    "cifar_folder_problems",
+    "CIFAR_MD5",
     "load_splits",
     "train_test_split",
     "balanced_subset",
@@ -239,6 +244,50 @@ _CIFAR = {
                  "key": b"fine_labels", "K": 100, "tv": "CIFAR100"},
 }
 
+#: MD5 of every extracted batch file, as published with the archives (and checked by torchvision).
+CIFAR_MD5 = {
+    "cifar10": {"data_batch_1": "c99cafc152244af753f735de768cd75f", "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+                "data_batch_3": "54ebc095f3ab1f0389bbae665268c751", "data_batch_4": "634d18415352ddfa80567beed471001a",
+                "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb", "test_batch": "40351d587109b95175f43aff81a1287e"},
+    "cifar100": {"train": "16019d7e3df5f24257cddd939b257f8d", "test": "f0ef6b0ae62326f3e7ffdfab6717acfc"},
+}
+_VERIFIED = ".ncbook-verified.json"  # sizes and mtimes of files whose MD5 was checked, to skip rehashing
+
+
+def _md5(path: Path) -> str:
+    h = hashlib.md5()  # noqa: S324 - an integrity check against published sums, not security
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def cifar_folder_problems(name: str, root) -> list:
+    """What is wrong with the extracted CIFAR folder under ``root``: ``[]`` when every batch file
+    is there with its published MD5 (a missing folder is one problem)."""
+    folder = Path(root) / _CIFAR[name]["folder"]
+    if not folder.is_dir():
+        return [f"no folder {folder.name}"]
+    try:
+        seen = json.loads((folder / _VERIFIED).read_text())
+    except (OSError, ValueError):
+        seen = {}
+    problems, ok = [], {}
+    for fname, md5 in CIFAR_MD5[name].items():
+        path = folder / fname
+        if not path.is_file():
+            problems.append(f"{fname} is missing")
+            continue
+        stamp = [path.stat().st_size, path.stat().st_mtime_ns]
+        if seen.get(fname) != stamp and _md5(path) != md5:
+            problems.append(f"{fname} has the wrong checksum")
+            continue
+        ok[fname] = stamp
+    if not problems:
+        with contextlib.suppress(OSError):
+            (folder / _VERIFIED).write_text(json.dumps(ok))
+    return problems
+
 
 def _read_cifar_folder(name: str, root: Path):
     """Read the extracted python-pickle batches directly (no torchvision needed)."""
@@ -254,6 +303,21 @@ def _read_cifar_folder(name: str, root: Path):
             ys.append(np.asarray(batch[spec["key"]], dtype=np.int64))
         out.append((np.concatenate(xs), np.concatenate(ys)))
     return out
+
+
+def _cifar_parts(name: str, root: Path, download: bool):
+    """The arrays of a checked folder; a damaged folder is removed and downloaded again."""
+    folder = root / _CIFAR[name]["folder"]
+    if folder.is_dir():
+        problems = cifar_folder_problems(name, root)
+        if not problems:
+            return _read_cifar_folder(name, root)
+        print(f"ncbook.data: the {name} files in {folder} are damaged ({'; '.join(problems)}); "
+              f"removing them{' and downloading again' if download else ''}.")
+        shutil.rmtree(folder)
+    parts = _read_cifar_torchvision(name, root, download)
+    cifar_folder_problems(name, root)  # records the checked files, so the next load skips the MD5s
+    return parts
 
 
 def _read_cifar_torchvision(name: str, root: Path, download: bool):
@@ -272,8 +336,11 @@ def load_cifar(name: str = "cifar10", *, root=None, download: bool = True, stric
                fallback: str = "digits", fallback_test_fraction: float = 0.2, seed: int = 0):
     """CIFAR-10/100 train and test sets as ``(N, 3, 32, 32)`` float32 in ``[0, 1]``.
 
-    Already-extracted files under ``root`` are read directly; otherwise torchvision is imported
-    here (never at module level) and asked to download. If that is impossible (torchvision
+    Already-extracted files under ``root`` are checked against their published MD5 sums (once;
+    later loads compare sizes and modification times) and read directly; a damaged or incomplete
+    folder is removed, with one line saying so. Otherwise torchvision is imported here (never at
+    module level) and asked to download (it checks the archive's MD5 and fetches it again when it
+    is damaged). If that is impossible (torchvision
     missing, no network, a broken archive) one line is printed and the ``fallback`` offline
     dataset is returned instead, split by :func:`train_test_split`; its ``requested`` field
     keeps the CIFAR name and ``info['fallback_reason']`` says why. With ``strict=True`` a
@@ -303,10 +370,7 @@ def load_cifar(name: str = "cifar10", *, root=None, download: bool = True, stric
         raise ValueError(f"fallback must be one of {OFFLINE_DATASETS}, got {fallback!r}")
     root = Path(root) if root is not None else config.cache_dir("data")
     try:
-        if (root / _CIFAR[name]["folder"]).is_dir():
-            parts = _read_cifar_folder(name, root)
-        else:
-            parts = _read_cifar_torchvision(name, root, download)
+        parts = _cifar_parts(name, root, download)
     except Exception as exc:  # noqa: BLE001 - any failure here means "no CIFAR"; we say which
         reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".strip()
         if isinstance(exc, ImportError):
@@ -496,13 +560,17 @@ class InMemoryLoader:
         How the rows are shared between ranks (see above).
     memory_format : torch.memory_format, optional
         E.g. ``torch.channels_last`` for 4-D image inputs.
+    min_rows : int
+        ``"interleave"`` only: a final global batch that would give a rank fewer than ``min_rows``
+        rows is merged into the batch before it (BatchNorm in training mode needs 2 rows).
     """
 
     def __init__(self, ds: Dataset, batch_size: int, *, shuffle: bool = False, seed: int = 0, device=None,
                  rank: int = 0, world_size: int = 1, epoch: int = 0, partition: str = "interleave",
-                 memory_format=None):
+                 memory_format=None, min_rows: int = 1):
         _check_dataset(ds)
         self.batch_size = check_positive_int(batch_size, "batch_size")
+        self.min_rows = check_positive_int(min_rows, "min_rows")
         self.world_size = check_positive_int(world_size, "world_size")
         if not (0 <= int(rank) < self.world_size):
             raise ValueError(f"rank must be in [0, {self.world_size}), got {rank}")
@@ -531,8 +599,15 @@ class InMemoryLoader:
         if self.partition == "block":
             n = torch.tensor_split(torch.arange(self.N), self.world_size)[self.rank].numel()
             return -(-n // self.batch_size)
-        full, rest = divmod(self.N, self.batch_size)
-        return full + (1 if rest >= self.world_size else 0)
+        return len(self._global_bounds())
+
+    def _global_bounds(self) -> list:
+        """``(start, stop)`` of each global batch of the ``"interleave"`` partition."""
+        bounds = [(a, min(a + self.batch_size, self.N)) for a in range(0, self.N, self.batch_size)]
+        short = len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < self.min_rows * self.world_size
+        if self.min_rows > 1 and short:
+            bounds[-2:] = [(bounds[-2][0], self.N)]  # too small for BatchNorm: merge into the previous batch
+        return [(a, b) for a, b in bounds if b - a >= self.world_size]
 
     def batches(self):
         """Yield ``(x, y, n_global)``: this rank's batch and the size of the global batch it is part of."""
@@ -543,10 +618,8 @@ class InMemoryLoader:
                 idx = order[start:start + self.batch_size].to(self.X.device)
                 yield self.X[idx], self.y[idx], idx.numel()
             return
-        for start in range(0, self.N, self.batch_size):
-            batch = order[start:start + self.batch_size]
-            if batch.numel() < self.world_size:
-                continue
+        for start, stop in self._global_bounds():
+            batch = order[start:stop]
             idx = batch[self.rank::self.world_size].to(self.X.device)
             yield self.X[idx], self.y[idx], batch.numel()
 

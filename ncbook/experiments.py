@@ -4,7 +4,7 @@ The four studies (name: what it compares; the paper setting used with ``preset="
 
 * ``fast-collapse``: normalized vs regularized arm, NC metrics over epochs; CIFAR-100, 30 per class, ResNet18.
 * ``generalization``: the same with test-set metrics; CIFAR-100 (all), ResNet18.
-* ``temperature``: the normalized arm for several temperatures :math:`\tau`; CIFAR-10 (all), ResNet18.
+* ``temperature``: the normalized arm for several inverse temperatures :math:`\tau`; CIFAR-10 (all), ResNet18.
 * ``width``: the normalized arm with random labels, several widths; CIFAR-10, 200 per class, ResNet18VW.
 
 Each function returns an :class:`ExperimentResult` holding the per-epoch history of every run
@@ -37,6 +37,7 @@ import argparse
 import contextlib
 import copy
 import dataclasses
+import inspect
 import io
 import json
 import math
@@ -47,13 +48,16 @@ from pathlib import Path
 
 import torch
 
-from . import config as _config
-from . import data, models, train
+from . import config, data, models, rundir, train
 
 __all__ = [
     "EXPERIMENTS",
     "PRESETS",
+    "RunSpec",
+    "Study",
+    "StudyOptions",
     "ExperimentResult",
+    "study",
     "settings",
     "fast_collapse",
     "generalization",
@@ -66,81 +70,151 @@ __all__ = [
 EXPERIMENTS = ("fast-collapse", "generalization", "temperature", "width")
 PRESETS = ("offline", "paper")
 
-# The paper's optimization settings (paper-digest section 5.2).
-_PAPER_TRAIN = {"batch_size": 128, "lr": 0.05, "momentum": 0.9, "lr_decay": 0.1, "lr_decay_period": 40,
-                "weight_decay": 1e-4, "eval_every": 5, "seed": 0}
+# The released code's optimization settings (train.py defaults and experiments/*.sh of
+# cjyaras/normalized-neural-collapse at 286f669): TrainConfig's defaults, defined there once.
+_PAPER_TRAIN = {k: getattr(train.TrainConfig(), k) for k in ("batch_size", "lr", "momentum", "lr_decay",
+                                                             "lr_decay_period", "weight_decay", "eval_every", "seed")}
 
-# Per study and preset: data, model, what varies, and training settings. Plain types only.
-_SETTINGS = {
-    ("fast-collapse", "offline"): {
-        "dataset": "digits", "n_per_class": 100, "model": "mlp", "hidden": [256, 256, 256], "bias": False,
-        "runs": [{"label": "normalized", "arm": "normalized", "tau": 1.0},
-                 {"label": "regularized", "arm": "regularized"}],
-        "test_metrics": False, "train": {**_PAPER_TRAIN, "epochs": 100}},
-    ("fast-collapse", "paper"): {
-        "dataset": "cifar100", "n_per_class": 30, "model": "resnet18", "bias": True,
-        "runs": [{"label": "normalized", "arm": "normalized", "tau": 1.0},
-                 {"label": "regularized", "arm": "regularized"}],
-        "test_metrics": False, "train": {**_PAPER_TRAIN, "epochs": 100}},
-    ("generalization", "offline"): {
-        "dataset": "digits", "n_per_class": None, "model": "mlp", "hidden": [256, 256, 256], "bias": False,
-        "runs": [{"label": "normalized", "arm": "normalized", "tau": 1.0},
-                 {"label": "regularized", "arm": "regularized"}],
-        "test_metrics": True, "train": {**_PAPER_TRAIN, "epochs": 100}},
-    ("generalization", "paper"): {
-        "dataset": "cifar100", "n_per_class": None, "model": "resnet18", "bias": True,
-        "runs": [{"label": "normalized", "arm": "normalized", "tau": 1.0},
-                 {"label": "regularized", "arm": "regularized"}],
-        "test_metrics": True, "train": {**_PAPER_TRAIN, "epochs": 100}},
-    ("temperature", "offline"): {
-        "dataset": "digits", "n_per_class": 100, "model": "mlp", "hidden": [256, 256, 256], "bias": False,
-        "runs": [{"label": f"tau={t:g}", "arm": "normalized", "tau": t} for t in (0.01, 0.1, 1.0, 5.0, 10.0, 100.0)],
-        "test_metrics": False, "train": {**_PAPER_TRAIN, "epochs": 100}},
-    ("temperature", "paper"): {
-        "dataset": "cifar10", "n_per_class": None, "model": "resnet18", "bias": True,
-        "runs": [{"label": f"tau={t:g}", "arm": "normalized", "tau": t}
-                 for t in (0.001, 0.01, 0.1, 0.5, 1.0, 5.0, 10.0, 100.0)],
-        "test_metrics": False, "train": {**_PAPER_TRAIN, "epochs": 200}},
-    ("width", "offline"): {
-        "dataset": "digits", "n_per_class": 50, "model": "mlp", "bias": False, "random_labels": "train",
-        "runs": [{"label": f"width={k}", "arm": "normalized", "tau": 1.0, "width": k} for k in (16, 64, 256, 1024)],
-        "test_metrics": False, "train": {**_PAPER_TRAIN, "epochs": 100}},
-    ("width", "paper"): {
-        "dataset": "cifar10", "n_per_class": 200, "model": "resnet18vw", "bias": False, "random_labels": "train",
-        "runs": [{"label": f"width={k}", "arm": "normalized", "tau": 1.0, "width": k} for k in (4, 8, 16, 32, 64)],
-        "test_metrics": False, "train": {**_PAPER_TRAIN, "epochs": 200}},
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """One run of a study: its label, arm, tau and (for the width study) width."""
+
+    label: str
+    arm: str = "normalized"
+    tau: float = 1.0
+    width: int | None = None
+
+    def to_dict(self) -> dict:
+        d = {"label": self.label, "arm": self.arm}
+        if self.arm == "normalized":
+            d["tau"] = self.tau
+        if self.width is not None:
+            d["width"] = self.width
+        return d
+
+
+@dataclasses.dataclass(frozen=True)
+class Study:
+    """What one study runs, as data: the data set, the network, the runs and the training settings.
+
+    ``train`` holds :class:`ncbook.train.TrainConfig` fields; ``hidden`` the MLP widths;
+    ``width`` the channel width of ``resnet18vw``/``cnn``; ``random_labels`` is ``None``,
+    ``"train"`` or ``"both"``.
+    """
+
+    dataset: str
+    model: str
+    runs: tuple
+    train: dict
+    n_per_class: int | None = None
+    hidden: tuple | None = None
+    bias: bool = False
+    width: int | None = None
+    random_labels: str | None = None
+    test_metrics: bool = False
+
+    def to_dict(self) -> dict:
+        """Plain types (what :func:`settings` returns, without name/preset/fast)."""
+        d = {"dataset": self.dataset, "n_per_class": self.n_per_class, "model": self.model}
+        if self.hidden is not None:
+            d["hidden"] = list(self.hidden)
+        if self.width is not None:
+            d["width"] = self.width
+        d["bias"] = self.bias
+        if self.random_labels is not None:
+            d["random_labels"] = self.random_labels
+        d.update(runs=[r.to_dict() for r in self.runs], test_metrics=self.test_metrics, train=dict(self.train))
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Study:
+        """Back from :meth:`to_dict` (extra keys such as ``name`` are ignored; runs are checked)."""
+        runs = tuple(_run_spec(r) for r in d["runs"])
+        labels = [r.label for r in runs]
+        if not labels or len(set(labels)) != len(labels):
+            raise ValueError(f"every run needs a distinct 'label', got {labels}")
+        rl = d.get("random_labels")
+        if rl not in (None, False, "train", "both"):
+            raise ValueError(f"random_labels must be None, 'train' or 'both', got {rl!r}")
+        hidden = d.get("hidden")
+        return cls(dataset=d["dataset"], model=d["model"], runs=runs, train=dict(d["train"]),
+                   n_per_class=d.get("n_per_class"), hidden=tuple(hidden) if hidden is not None else None,
+                   bias=bool(d.get("bias", False)), width=d.get("width"), random_labels=rl or None,
+                   test_metrics=bool(d.get("test_metrics", False)))
+
+    def shrunk(self, name: str) -> Study:
+        """The FAST-mode version: a few epochs, a few examples per class, tiny models."""
+        model, width, hidden = self.model, self.width, self.hidden
+        if model == "mlp":
+            hidden = (32, 32)
+        elif model in ("resnet18", "resnet50", "cnn"):
+            model, width = ("cnn", 4) if model == "cnn" else ("resnet18vw", 2)
+        runs = self.runs
+        if name == "temperature":
+            runs = tuple(r for r in runs if r.tau in (0.1, 1.0, 10.0))
+        if name == "width":
+            runs = tuple(dataclasses.replace(r, width=k, label=f"width={k}")
+                         for r, k in zip(runs[:2], (16, 64) if model == "mlp" else (2, 4)))
+        train = {**self.train, "epochs": 4, "eval_every": 2, "lr_decay_period": 3, "batch_size": 32}
+        return dataclasses.replace(self, model=model, width=width, hidden=hidden, runs=runs, train=train,
+                                   n_per_class=8)
+
+
+def _run_spec(r) -> RunSpec:
+    if isinstance(r, RunSpec):
+        return r
+    if not isinstance(r, dict) or not r.get("label"):
+        raise ValueError(f"every run needs a distinct 'label', got {r!r}")
+    unknown = set(r) - {"label", "arm", "tau", "width"}
+    if unknown:
+        raise ValueError(f"unknown run keys {sorted(unknown)}; known: ['arm', 'label', 'tau', 'width']")
+    return RunSpec(label=str(r["label"]), arm=r.get("arm", "normalized"), tau=r.get("tau", 1.0), width=r.get("width"))
+
+
+_MLP = (256, 256, 256)
+_ARMS = (RunSpec("normalized", "normalized", 1.0), RunSpec("regularized", "regularized"))
+_STUDIES = {
+    ("fast-collapse", "offline"): Study("digits", "mlp", _ARMS, {**_PAPER_TRAIN, "epochs": 100}, n_per_class=100,
+                                        hidden=_MLP),
+    ("fast-collapse", "paper"): Study("cifar100", "resnet18", _ARMS, {**_PAPER_TRAIN, "epochs": 100}, n_per_class=30,
+                                      bias=True),
+    ("generalization", "offline"): Study("digits", "mlp", _ARMS, {**_PAPER_TRAIN, "epochs": 100}, hidden=_MLP,
+                                         test_metrics=True),
+    ("generalization", "paper"): Study("cifar100", "resnet18", _ARMS, {**_PAPER_TRAIN, "epochs": 100}, bias=True,
+                                       test_metrics=True),
+    ("temperature", "offline"): Study(
+        "digits", "mlp", tuple(RunSpec(f"tau={t:g}", tau=t) for t in (0.01, 0.1, 1.0, 5.0, 10.0, 100.0)),
+        {**_PAPER_TRAIN, "epochs": 100}, n_per_class=100, hidden=_MLP),
+    ("temperature", "paper"): Study(
+        "cifar10", "resnet18",
+        tuple(RunSpec(f"tau={t:g}", tau=t) for t in (0.001, 0.01, 0.1, 0.5, 1.0, 5.0, 10.0, 100.0)),
+        {**_PAPER_TRAIN, "epochs": 200}, bias=True),
+    ("width", "offline"): Study(
+        "digits", "mlp", tuple(RunSpec(f"width={k}", width=k) for k in (16, 64, 256, 1024)),
+        {**_PAPER_TRAIN, "epochs": 100}, n_per_class=50, random_labels="train"),
+    ("width", "paper"): Study(
+        "cifar10", "resnet18vw", tuple(RunSpec(f"width={k}", width=k) for k in (4, 8, 16, 32, 64)),
+        {**_PAPER_TRAIN, "epochs": 200}, n_per_class=200, random_labels="train"),
 }
 
 
-def _fast(s: dict, name: str) -> dict:
-    """Shrink a setting for FAST mode: a few epochs, a few examples per class, tiny models."""
-    s = copy.deepcopy(s)
-    s["train"].update(epochs=4, eval_every=2, lr_decay_period=3, batch_size=32)
-    s["n_per_class"] = 8
-    if s["model"] == "mlp":
-        s["hidden"] = [32, 32]
-    elif s["model"] in ("resnet18", "resnet50", "cnn"):
-        s["model"], s["width"] = ("cnn", 4) if s["model"] == "cnn" else ("resnet18vw", 2)
-    if name == "temperature":
-        s["runs"] = [r for r in s["runs"] if r["tau"] in (0.1, 1.0, 10.0)]
-    if name == "width":
-        s["runs"] = s["runs"][:2]
-        for r, k in zip(s["runs"], (16, 64) if s["model"] == "mlp" else (2, 4)):
-            r["width"], r["label"] = k, f"width={k}"
-    return s
+def study(name: str, preset: str = "offline", *, fast: bool | None = None) -> Study:
+    """The :class:`Study` that ``name`` runs with ``preset`` (shrunk in FAST mode)."""
+    name = _check_name(name)
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {PRESETS}, got {preset!r}")
+    fast = config.is_fast() if fast is None else bool(fast)
+    s = _STUDIES[(name, preset)]
+    return s.shrunk(name) if fast else s
 
 
 def settings(name: str, preset: str = "offline", *, fast: bool | None = None) -> dict:
     """The settings a study runs with (a fresh dict of plain types; change it and pass it back as
     ``overrides`` to the study function)."""
-    name = _check_name(name)
-    if preset not in PRESETS:
-        raise ValueError(f"preset must be one of {PRESETS}, got {preset!r}")
-    s = copy.deepcopy(_SETTINGS[(name, preset)])
-    fast = _config.is_fast() if fast is None else bool(fast)
-    if fast:
-        s = _fast(s, name)
-    s.update(name=name, preset=preset, fast=fast)
+    fast = config.is_fast() if fast is None else bool(fast)
+    s = study(name, preset, fast=fast).to_dict()
+    s.update(name=_check_name(name), preset=preset, fast=fast)
     return s
 
 
@@ -236,6 +310,24 @@ class ExperimentResult:
             lines.append(label.ljust(width) + str(cols["epoch"][-1]).rjust(6) + vals)
         return "\n".join(lines)
 
+    def frame(self, metrics_shown=None):
+        """The final metrics of every run as a :class:`pandas.DataFrame`, one row per run.
+
+        Columns: ``epoch`` and ``metrics_shown`` (default: every metric the runs share, in the
+        order of the records; ``time_s`` is not among them). Index: the run labels.
+        """
+        import pandas as pd  # noqa: PLC0415 - pandas is needed only for tables
+
+        shared = [m for m in next(iter(self.runs.values()), {}) if all(m in c for c in self.runs.values())]
+        shown = [m for m in (shared if metrics_shown is None else metrics_shown) if m != "epoch"]
+        for m in shown:
+            self._check_metric(m)
+        rows = {label: {"epoch": cols["epoch"][-1], **{m: cols[m][-1] for m in shown}}
+                for label, cols in self.runs.items()}
+        df = pd.DataFrame.from_dict(rows, orient="index", columns=["epoch", *shown])
+        df.index.name = "run"
+        return df
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -243,7 +335,7 @@ class ExperimentResult:
         """Write the result as JSON (atomically) and return the path."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        train._write_json(path, self.to_dict())
+        rundir.write_json(path, self.to_dict())
         return path
 
     @classmethod
@@ -264,107 +356,141 @@ def _fmt(v) -> str:
 # ----------------------------------------------------------------------------------------------
 
 
-def _load_data(s: dict, strict: bool):
-    """Train/test sets for the settings ``s`` (subset, random labels, standardization)."""
-    flat = s["model"] == "mlp"
-    rank, world = train._dist()
+def _load_data(st: Study, seed: int, strict: bool):
+    """Train/test sets of the study ``st`` (subset, random labels, standardization)."""
+    rank, world = config.rank_and_world()
     quiet = rank != 0
     if world > 1 and rank != 0:
         torch.distributed.barrier()  # let rank 0 download first
     with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
-        tr, te = data.load_splits(s["dataset"], test_fraction=0.2, seed=s["train"]["seed"], flat=flat, strict=strict)
+        tr, te = data.load_splits(st.dataset, test_fraction=0.2, seed=seed, flat=st.model == "mlp", strict=strict)
     if world > 1 and rank == 0:
         torch.distributed.barrier()
-    n = s.get("n_per_class")
-    if n:
-        counts = data.class_counts(tr)
-        if min(counts) < n:
-            if not quiet:
-                print(f"ncbook.experiments: {tr.name} has only {min(counts)} training examples in its smallest class; "
-                      f"using n_per_class={min(counts)} instead of {n}.")
-            n = min(counts)
-        tr = data.balanced_subset(tr, n, mode="first")
-    rl = s.get("random_labels")
-    if rl not in (None, False, "train", "both"):
-        raise ValueError(f"random_labels must be None, 'train' or 'both', got {rl!r}")
-    if rl:
-        tr = data.random_labels(tr, seed=s["train"]["seed"])
-        if rl == "both":
-            te = data.random_labels(te, seed=s["train"]["seed"] + 1)
-    tr, te = data.standardize(tr, te)
-    return tr, te
+    if st.n_per_class:
+        tr = data.balanced_subset(tr, _available_per_class(tr, st.n_per_class, quiet), mode="first")
+    if st.random_labels:
+        tr = data.random_labels(tr, seed=seed)
+        if st.random_labels == "both":
+            te = data.random_labels(te, seed=seed + 1)
+    return data.standardize(tr, te)
 
 
-def _build(s: dict, run: dict, ds: data.Dataset) -> models.NCNet:
-    width = run.get("width", s.get("width"))
-    hidden = s.get("hidden")
-    if s["model"] == "mlp" and "width" in run:
-        hidden = [run["width"]] * 3
-    return models.build_model(s["model"], num_classes=ds.num_classes, input_shape=ds.input_shape, arm=run["arm"],
-                              tau=run.get("tau", 1.0), bias=s.get("bias", False), width=width, hidden=hidden)
+def _available_per_class(tr: data.Dataset, n: int, quiet: bool) -> int:
+    smallest = min(data.class_counts(tr))
+    if smallest < n and not quiet:
+        print(f"ncbook.experiments: {tr.name} has only {smallest} training examples in its smallest class; "
+              f"using n_per_class={smallest} instead of {n}.")
+    return min(n, smallest)
 
 
-def _run_study(name: str, *, preset: str = "offline", dataset: str | None = None, model: str | None = None,
-               epochs: int | None = None, device=None, out=None, fast: bool | None = None, seed: int | None = None,
-               progress: bool = True, strict: bool = False, threads: int | None = None, compile: bool = False,
-               overrides: dict | None = None, train_overrides: dict | None = None) -> ExperimentResult:
-    s = settings(name, preset, fast=fast)
-    for key, val in (overrides or {}).items():
+def _build(st: Study, run: RunSpec, ds: data.Dataset) -> models.NCNet:
+    width = run.width if run.width is not None else st.width
+    hidden = [run.width] * 3 if st.model == "mlp" and run.width is not None else st.hidden
+    return models.build_model(st.model, num_classes=ds.num_classes, input_shape=ds.input_shape, arm=run.arm,
+                              tau=run.tau, bias=st.bias, width=width, hidden=hidden)
+
+
+@dataclasses.dataclass
+class StudyOptions:
+    """How to run a study: the keyword arguments of :func:`fast_collapse`, :func:`generalization`,
+    :func:`temperature` and :func:`width` (their one definition, defaults included)."""
+
+    preset: str = "offline"
+    dataset: str | None = None
+    model: str | None = None
+    epochs: int | None = None
+    device: str | None = None
+    out: str | None = None
+    fast: bool | None = None
+    seed: int | None = None
+    progress: bool = True
+    strict: bool = False
+    threads: int | None = None
+    compile: bool = False
+    resume: bool = True
+    overrides: dict | None = None
+    train_overrides: dict | None = None
+
+
+def _apply_overrides(s: dict, opts: StudyOptions, name: str) -> dict:
+    """The settings dict ``s`` with the options' overrides, dataset, model, epochs and seed applied."""
+    for key, val in (opts.overrides or {}).items():
         if key not in s and key not in ("width", "hidden", "random_labels"):
             raise ValueError(f"unknown setting {key!r}; known: {sorted(s)}")
         s[key] = copy.deepcopy(val)
-    labels = [r.get("label") for r in s["runs"]]
-    if not labels or None in labels or len(set(labels)) != len(labels):
-        raise ValueError(f"every run needs a distinct 'label', got {labels}")
-    if dataset is not None:
-        if dataset not in data.DATASETS:
-            raise ValueError(f"dataset must be one of {data.DATASETS}, got {dataset!r}")
-        s["dataset"] = dataset
-    if model is not None:
-        if model not in models.MODELS:
-            raise ValueError(f"model must be one of {models.MODELS}, got {model!r}")
-        s["model"] = model
-        if model == "resnet18vw" and name != "width":
+    _apply_choices(s, opts, name)
+    if opts.epochs is not None:
+        s["train"]["epochs"] = train.TrainConfig(epochs=opts.epochs).epochs  # validates
+    if opts.seed is not None:
+        s["train"]["seed"] = config.check_seed(opts.seed)
+    s["train"].update(opts.train_overrides or {})
+    return s
+
+
+def _apply_choices(s: dict, opts: StudyOptions, name: str) -> None:
+    """The options' dataset and model, checked against what ncbook has."""
+    if opts.dataset is not None:
+        if opts.dataset not in data.DATASETS:
+            raise ValueError(f"dataset must be one of {data.DATASETS}, got {opts.dataset!r}")
+        s["dataset"] = opts.dataset
+    if opts.model is not None:
+        if opts.model not in models.MODELS:
+            raise ValueError(f"model must be one of {models.MODELS}, got {opts.model!r}")
+        s["model"] = opts.model
+        if opts.model == "resnet18vw" and name != "width":
             s.setdefault("width", 16)
-    if epochs is not None:
-        s["train"]["epochs"] = train.TrainConfig(epochs=epochs).epochs  # validates
-    if seed is not None:
-        s["train"]["seed"] = int(seed)
-    s["train"].update(train_overrides or {})
-    dev = _config.default_device(device)
+
+
+def _runtime_settings(s: dict, opts: StudyOptions) -> torch.device:
+    """Device-dependent training settings (not part of a run's identity: see ncbook.rundir)."""
+    dev = config.default_device(opts.device)
     on_gpu = dev.type == "cuda"
-    s["train"].update(device=str(dev), progress=bool(progress), channels_last=on_gpu and s["model"] != "mlp",
-                      bf16=on_gpu, compile=bool(compile) and on_gpu)
-    if threads is None:
-        threads = 1 if dev.type == "cpu" else 0  # small CPU models: one thread is fastest (see TrainConfig)
-    s["train"]["num_threads"] = int(threads)
+    threads = opts.threads if opts.threads is not None else (1 if dev.type == "cpu" else 0)  # see TrainConfig
+    s["train"].update(device=str(dev), progress=bool(opts.progress), channels_last=on_gpu and s["model"] != "mlp",
+                      compile=bool(opts.compile) and on_gpu, num_threads=int(threads))
     if on_gpu:
         torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
-    rank, _ = train._dist()
+    return dev
+
+
+def _run_study(name: str, opts: StudyOptions) -> ExperimentResult:
+    s = _apply_overrides(settings(name, opts.preset, fast=opts.fast), opts, name)
+    st = Study.from_dict(s)
+    s["runs"] = [r.to_dict() for r in st.runs]
+    _runtime_settings(s, opts)
+    rank, _ = config.rank_and_world()
     t0 = time.perf_counter()
-    tr, te = _load_data(s, strict)
-    s["data"] = {"train": tr.describe(), "test": te.describe()}
     cfg = train.TrainConfig.from_dict(s["train"])
-    out_dir = Path(out) / name if out is not None else None
+    tr, te = _load_data(st, cfg.seed, opts.strict)
+    s["data"] = {"train": tr.describe(), "test": te.describe()}
+    out_dir = Path(opts.out) / name if opts.out is not None else None
     runs, times = {}, {}
-    for run_spec in s["runs"]:
-        _config.seed_everything(cfg.seed)
-        net = _build(s, run_spec, tr)
-        run_dir = out_dir / run_spec["label"] if out_dir is not None else None
-        hist = train.train(net, tr, test_set=te if s["test_metrics"] else None, config=cfg, run_dir=run_dir,
-                           meta={"experiment": name, "preset": preset, "run": run_spec})
-        runs[run_spec["label"]] = {k: v for k, v in hist.to_dict().items() if k != "time_s"}
-        times[run_spec["label"]] = hist.last().get("time_s")
-        if progress and rank == 0:
-            last = hist.last()
-            print(f"  {name} / {run_spec['label']}: epoch {last['epoch']}, loss {last['loss']:.4g}, "
-                  f"acc {last['acc']:.4f}, NC1 {last['nc1']:.4g}, NC2 {last['nc2']:.4g}, NC3 {last['nc3']:.4g}")
-    res = ExperimentResult(name=name, preset=preset, dataset=tr.name, requested_dataset=tr.requested, runs=runs,
-                           settings=s, wall_time_s=round(time.perf_counter() - t0, 2),
+    for spec in st.runs:
+        hist = _train_one(name, opts, st, spec, cfg, tr, te, out_dir)
+        runs[spec.label] = {k: v for k, v in hist.to_dict().items() if k != "time_s"}
+        times[spec.label] = hist.last().get("time_s")
+        if opts.progress and rank == 0:
+            print(_summary_line(name, spec.label, hist.last()))
+    res = ExperimentResult(name=name, preset=opts.preset, dataset=tr.name, requested_dataset=tr.requested,
+                           runs=runs, settings=s, wall_time_s=round(time.perf_counter() - t0, 2),
                            out_dir=str(out_dir) if out_dir is not None else None, train_time_s=times)
     if out_dir is not None and rank == 0:
         res.save(out_dir / "result.json")
     return res
+
+
+def _train_one(name, opts, st, spec, cfg, tr, te, out_dir):
+    config.seed_everything(cfg.seed)
+    net = _build(st, spec, tr)
+    return train.train(net, tr, test_set=te if st.test_metrics else None, config=cfg,
+                       run_dir=out_dir / spec.label if out_dir is not None else None, resume=opts.resume,
+                       meta={"experiment": name, "preset": opts.preset, "run": spec.to_dict()},
+                       label=f"{name}: {spec.label}")
+
+
+def _summary_line(name: str, label: str, last: dict) -> str:
+    return (f"  {name} / {label}: epoch {last['epoch']}, loss {last['loss']:.4g}, acc {last['acc']:.4f}, "
+            f"NC1 {last['nc1']:.4g}, NC2 {last['nc2']:.4g}, NC3 {last['nc3']:.4g}")
 
 
 _COMMON_DOC = """
@@ -381,10 +507,13 @@ _COMMON_DOC = """
         Override the number of epochs.
     device : str, optional
         ``"cpu"``, ``"cuda"``, ... (default: CUDA when available). On CUDA the loop uses
-        channels-last (CNNs) and bf16 autocast; ``compile=True`` adds ``torch.compile``.
+        channels-last (CNNs) and the mixed precision the GPU supports (see
+        :mod:`ncbook.precision`); ``compile=True`` adds ``torch.compile``.
     out : path, optional
         Write ``out/<name>/<run>/`` run folders (config, metrics, checkpoints) and
-        ``out/<name>/result.json``; rerunning with the same ``out`` resumes unfinished runs.
+        ``out/<name>/result.json``; rerunning with the same ``out`` resumes unfinished runs
+        (also on another device). ``ncbook.config.runs_dir(...)`` gives a folder under the
+        storage root.
     fast : bool, optional
         FAST mode (default: ``ncbook.config.is_fast()``): seconds instead of minutes.
     seed : int, optional
@@ -392,6 +521,11 @@ _COMMON_DOC = """
         tqdm bars and one line per finished run.
     threads : int, optional
         CPU threads for the run (default 1 on the CPU).
+    strict : bool
+        Raise instead of falling back to digits when CIFAR cannot be had.
+    compile : bool
+    resume : bool
+        Continue the runs found in ``out`` (``False``: start them afresh).
     overrides : dict, optional
         Replace entries of :func:`settings` (e.g. ``{"n_per_class": 30, "runs": [...]}``).
     train_overrides : dict, optional
@@ -403,43 +537,51 @@ _COMMON_DOC = """
 """
 
 
-def fast_collapse(**kwargs) -> ExperimentResult:
-    return _run_study("fast-collapse", **kwargs)
+def _study_function(name: str, doc: str):
+    """The public function of study ``name``: keyword arguments are the fields of :class:`StudyOptions`."""
+
+    def run_it(**options) -> ExperimentResult:
+        try:
+            opts = StudyOptions(**options)
+        except TypeError:
+            known = [f.name for f in dataclasses.fields(StudyOptions)]
+            unknown = sorted(set(options) - set(known))
+            raise TypeError(f"unknown argument(s) {unknown} of {run_it.__name__}; known: {known}") from None
+        return _run_study(name, opts)
+
+    run_it.__name__ = run_it.__qualname__ = name.replace("-", "_")
+    run_it.__doc__ = doc + _COMMON_DOC
+    run_it.__signature__ = inspect.Signature(
+        [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=f.type)
+         for f in dataclasses.fields(StudyOptions)], return_annotation="ExperimentResult")
+    return run_it
 
 
-def generalization(**kwargs) -> ExperimentResult:
-    return _run_study("generalization", **kwargs)
+fast_collapse = _study_function("fast-collapse", """Normalized vs regularized arm on a small balanced training set.
 
+    Which arm collapses faster.
 
-def temperature(**kwargs) -> ExperimentResult:
-    return _run_study("temperature", **kwargs)
-
-
-def width(**kwargs) -> ExperimentResult:
-    return _run_study("width", **kwargs)
-
-
-fast_collapse.__doc__ = """Normalized vs regularized arm on a small balanced training set: which collapses faster.
-
-    The paper's ``fastcollapse.sh`` (CIFAR-100, first 30 images per class, ResNet18, 100 epochs,
+    The released code's ``experiments/fastcollapse.sh`` (CIFAR-100, first 30 images per class, ResNet18, 100 epochs,
     tau = 1). Compare with ``result.compare("nc1")``.
-""" + _COMMON_DOC
-generalization.__doc__ = """Normalized vs regularized arm on the whole training set, with test-set metrics.
+""")
+generalization = _study_function("generalization", """Normalized vs regularized arm on the whole training set.
 
-    The paper's ``generalize.sh`` (CIFAR-100, ResNet18, 100 epochs). Test metrics are in
+    With test-set metrics.
+
+    The released code's ``experiments/generalize.sh`` (CIFAR-100, ResNet18, 100 epochs). Test metrics are in
     ``result.runs[label]["test_acc"]``, ``["test_nc1"]``, ...
-""" + _COMMON_DOC
-temperature.__doc__ = """The normalized arm for several temperatures tau.
+""")
+temperature = _study_function("temperature", """The normalized arm for several values of the inverse temperature tau.
 
-    The paper's ``temperature.sh`` (CIFAR-10, ResNet18, tau in {0.001, ..., 100}, 200 epochs).
-""" + _COMMON_DOC
-width.__doc__ = """The normalized arm with random labels, for several network widths.
+    The released code's ``experiments/temperature.sh`` (CIFAR-10, ResNet18, tau in {0.001, ..., 100}, 200 epochs).
+""")
+width = _study_function("width", """The normalized arm with random labels, for several network widths.
 
-    The paper's ``width.sh`` (CIFAR-10, 200 per class, random labels, ResNet18 with channels
+    The released code's ``experiments/width.sh`` (CIFAR-10, 200 per class, random labels, ResNet18 with channels
     k, 2k, 4k, 8k for k in {4, 8, 16, 32, 64}, 200 epochs). Random labels are applied to the
     training set only (the paper's code relabelled the test set too). Offline: an MLP with three
     hidden layers of width k.
-""" + _COMMON_DOC
+""")
 
 _FUNCS = {"fast-collapse": fast_collapse, "generalization": generalization, "temperature": temperature,
           "width": width}
@@ -473,6 +615,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="normalized arm: torch SGD for the Euclidean parameters, geoopt only for the sphere")
     p.add_argument("--strict", action="store_true", help="fail instead of falling back when CIFAR is unavailable")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-resume", action="store_true", help="start afresh even if --out holds these runs")
     return p
 
 
@@ -491,15 +634,31 @@ def _init_distributed(device):
 
 
 def main(argv=None) -> int:
-    """Entry point of ``python -m ncbook.experiments``; returns the exit status."""
+    """Entry point of ``python -m ncbook.experiments``; returns the exit status.
+
+    A bad argument or a damaged run folder prints one line (``error: ...``) to stderr and
+    returns 2; an interruption returns 130.
+    """
     args = _parser().parse_args(argv)
+    try:
+        return _main(args)
+    except (ValueError, TypeError, RuntimeError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+def _main(args) -> int:
     device, started = _init_distributed(args.device)
-    rank, world = train._dist()
+    rank, world = config.rank_and_world()
     try:
         t0 = time.perf_counter()
         res = run(args.name, preset=args.preset, dataset=args.dataset, model=args.model, epochs=args.epochs,
                   device=device, out=args.out, fast=True if args.fast else None, seed=args.seed,
                   progress=not args.no_progress, strict=args.strict, threads=args.threads, compile=args.compile,
+                  resume=not args.no_resume,
                   train_overrides={"split_optimizer": True} if args.split_optimizer else None)
         if rank == 0:
             _print_summary(res, time.perf_counter() - t0, world)

@@ -129,7 +129,7 @@ class ClassStats:
     >>> stats = ClassStats(10, 64)
     >>> for xb, yb in loader:                       # doctest: +SKIP
     ...     stats.update(model.features(xb), yb)
-    >>> stats.all_reduce()                          # doctest: +SKIP  (no-op without torch.distributed)
+    >>> stats.all_reduce()                          # no-op without torch.distributed  # doctest: +SKIP
     >>> stats.report(model.fc.weight)               # doctest: +SKIP
     """
 

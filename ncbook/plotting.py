@@ -8,6 +8,7 @@ Introduced in: chapter 02 (optimization on the sphere).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 
 import matplotlib as mpl
@@ -15,6 +16,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 __all__ = [
+    "COLUMN_WIDTH_IN",
+    "style",
+    "figsize",
     "use_style",
     "class_colors",
     "new_axes",
@@ -27,21 +31,59 @@ __all__ = [
     "plot_circle_configuration",
 ]
 
+#: Width of the book's text column in inches at the style's dpi: the column is about 760 px wide
+#: at a 1366 px window (sphinx-book-theme), and figures are stored at 110 dpi. A figure of this
+#: width is shown at its own size, so 10 pt text stays at about 15 px on screen.
+COLUMN_WIDTH_IN = 6.8
+
 STYLE = {
     "figure.dpi": 110,
     "savefig.dpi": 110,
-    "figure.figsize": (6.4, 4.0),
+    "figure.figsize": (COLUMN_WIDTH_IN, 3.6),
+    "figure.constrained_layout.use": True,
     "axes.grid": True,
     "grid.alpha": 0.3,
     "axes.spines.top": False,
     "axes.spines.right": False,
     "font.size": 10,
+    "axes.titlesize": 10,
+    "axes.labelsize": 10,
+    "xtick.labelsize": 9.5,
+    "ytick.labelsize": 9.5,
+    "legend.fontsize": 9.5,
     "legend.frameon": False,
 }
 
 
+@contextlib.contextmanager
+def style():
+    """Context manager: the course's matplotlib style inside the ``with`` block only.
+
+    The previous settings come back on exit, so a learner's own matplotlib state is untouched.
+    """
+    with mpl.rc_context(STYLE):
+        yield
+
+
+def figsize(width: float = 1.0, aspect: float = 0.55) -> tuple[float, float]:
+    """``(width, height)`` in inches for a figure ``width`` times the column wide, ``aspect`` high.
+
+    ``width`` in ``(0, 1.2]`` (a figure at most a little wider than the column, so it is never
+    shrunk below 85 % of its size), ``aspect`` = height / width.
+    """
+    if not 0 < width <= 1.2:
+        raise ValueError(f"width must be in (0, 1.2] (a fraction of the column), got {width}")
+    if not 0 < aspect <= 3:
+        raise ValueError(f"aspect must be in (0, 3], got {aspect}")
+    w = width * COLUMN_WIDTH_IN
+    return (w, w * aspect)
+
+
 def use_style() -> None:
-    """Apply the course's matplotlib style (light grid, no top/right spines, readable sizes)."""
+    """Apply the course's matplotlib style globally (what the chapters do once, at the top).
+
+    Prefer ``with plotting.style():`` in library code: it leaves the global settings alone.
+    """
     mpl.rcParams.update(STYLE)
 
 
@@ -93,14 +135,17 @@ def plot_nc_history(histories: Mapping[str, Mapping[str, Sequence[float]]], *, k
                     x_key="epoch", axes=None, logy=True):
     """One panel per metric, one line per run: ``histories = {"normalized": {"epoch": [...], "nc1": [...]}, ...}``."""
     if axes is None:
-        _, axes = plt.subplots(1, len(keys), figsize=(4.0 * len(keys), 3.4), constrained_layout=True)
+        _, axes = plt.subplots(1, len(keys), figsize=figsize(1.0, 0.4 if len(keys) > 2 else 0.5),
+                               constrained_layout=True)
     axes = np.atleast_1d(axes)
     for ax, key in zip(axes, keys):
         for name, h in histories.items():
             if key in h:
-                plot_curves({name: h[key]}, x=h.get(x_key), ax=ax, logy=logy, xlabel=x_key, ylabel=key.upper())
+                plot_curves({name: h[key]}, x=h.get(x_key), ax=ax, logy=logy, xlabel=x_key,
+                            ylabel=key.upper())
         ax.set_title(key.upper())
-        ax.legend()
+        if len(histories) > 1:
+            ax.legend()
     return axes
 
 
@@ -133,7 +178,7 @@ def plot_spectrum(eigenvalues, *, ax=None, title=None, tol=1e-9):
     colors = np.where(ev < -tol, "tab:red", np.where(ev > tol, "tab:blue", "0.5"))
     ax.scatter(np.arange(len(ev)), ev, c=colors, s=12)
     ax.axhline(0.0, color="k", lw=0.8)
-    ax.set_xlabel("index")
+    ax.set_xlabel("eigenvalue index (sorted)")
     ax.set_ylabel("eigenvalue")
     if title:
         ax.set_title(title)

@@ -409,9 +409,15 @@ def rgd_stepper(fg, rule: stepsize.StepRule, start: Iterate, scales: tuple):
     """The RGD step for :func:`iterate`: the rule searches along :math:`-S g`, retracting each trial point."""
     rule.start(start, scales)
     slope = rule.needs_slope
+    too_long = torch.finfo(start.f.dtype).max ** 0.5 / 1e4 / max(scales)
 
     def advance(it, active):
         def trial(a):
+            # a step so long that |x - a s g|^2 overflows would leave zero or NaN rows: refuse it first
+            if not bool((a * it.gnorm < too_long).all()):
+                raise ValueError(f"the RGD step overflows: lr (or the step size its rule reached, "
+                                 f"{float(torch.as_tensor(a).max()):.3g}) times the gradient norm is too large; "
+                                 "use a smaller lr")
             x = retract_blocks(it.x, it.g, a, scales)
             f, g = fg(x)
             return Iterate.make(x, f, g, scales, slope=slope)
@@ -420,6 +426,7 @@ def rgd_stepper(fg, rule: stepsize.StepRule, start: Iterate, scales: tuple):
 
     advance.rule = rule.name
     advance.scales = tuple(scales)
+    advance.checks_step = True
     return advance
 
 
@@ -444,6 +451,7 @@ def iterate(advance, start: Iterate, *, steps: int, stop: StoppingTest, callback
     stop.below_floor(it, 0)
     active = torch.ones(bshape, dtype=torch.bool, device=it.f.device)
     too_long = torch.finfo(it.f.dtype).max ** 0.5 / 1e4 / max(scales)
+    step_checked = getattr(advance, "checks_step", False)  # the stepper refuses overflowing steps itself
     losses, gnorms, alphas, times = [it.f], [it.gnorm], [], [time.perf_counter() - t0]
     evals = 1
     partial = False  # some runs of the batch have stopped (their records are NaN from then on)
@@ -463,9 +471,9 @@ def iterate(advance, start: Iterate, *, steps: int, stop: StoppingTest, callback
         evals += k
         if partial:
             new = new.where(active, it)
-        # NaN must never pass silently (it also fails the comparison); a step so long that
-        # |x - a s g|^2 overflows would leave zero rows
-        ok = (a * it.gnorm < too_long) & torch.isfinite(new.f)
+        # NaN must never pass silently (it also fails the comparison)
+        ok = torch.isfinite(new.f) & torch.isfinite(new.gnorm) if step_checked else \
+            (a * it.gnorm < too_long) & torch.isfinite(new.f)
         if stop.f_low is not None:
             ok = ok & (new.f >= stop.f_low)
         if not bool(ok.all()):

@@ -24,7 +24,7 @@ from ._checks import check_integer, check_positive_int, check_positive_real, che
 __all__ = ["METHODS", "SolveResult", "solve"]
 
 #: Method names accepted by :func:`solve`, with their default base step size ``lr``.
-#: ``"rgd"`` is the digest recipe (fixed step, :math:`\eta_H = n\,\eta_W`); ``"rgd-bb"`` and
+#: ``"rgd"`` is the plain recipe of chapter 03 (fixed step, :math:`\eta_H = n\,\eta_W`); ``"rgd-bb"`` and
 #: ``"rgd-armijo"`` use the Barzilai-Borwein and Armijo rules of :mod:`ncbook.stepsize` (``lr`` is
 #: their first trial step); ``"geoopt-sgd"`` is ``geoopt.optim.RiemannianSGD`` with the same step
 #: sizes as ``"rgd"``; ``"geoopt-adam"`` is ``geoopt.optim.RiemannianAdam`` (one ``lr`` for both blocks).
@@ -180,7 +180,7 @@ def solve(K: int, d: int, n: int, tau, *, method: str = "auto", steps: int | Non
     Which method to use: ``"rgd-bb"`` is the fastest by far (tens of iterations where the fixed
     step needs hundreds to thousands; see ``benchmarks/README.md``) and, like ``"rgd"``,
     ``"rgd-armijo"`` and ``"geoopt-sgd"``, converges to round-off (gap about 1e-16, gradient norm
-    below 1e-12 with ``stop_on="grad"``). ``"rgd"`` with ``lr=1`` is the digest's recipe; it slows
+    below 1e-12 with ``stop_on="grad"``). ``"rgd"`` with ``lr=1`` is chapter 03's recipe; it slows
     down for large ``tau`` (at ``K, d, n, tau = 10, 16, 20, 20`` it was still at a gap of 6e-6 after
     5000 steps, where ``"rgd-bb"`` reached 1e-10 in about 300). ``"geoopt-adam"`` keeps
     steps of size about ``lr`` however small the gradient, so with a constant ``lr`` it only reaches

@@ -2,7 +2,7 @@ r"""The normalized unconstrained feature model (UFM) on a product of spheres.
 
 With classifier rows :math:`W \in \mathbb{R}^{K\times d}` and feature rows
 :math:`H \in \mathbb{R}^{N\times d}`, all of unit norm, labels :math:`y \in \{0,\dots,K-1\}^N`
-and temperature :math:`\tau > 0`,
+and inverse temperature :math:`\tau > 0` (it multiplies the logits),
 
 .. math:: f(W, H) = \frac1N \sum_{i=1}^N \ell_{\mathrm{CE}}(\tau\, W h_i, y_i),
           \qquad \ell_{\mathrm{CE}}(z, k) = \log\textstyle\sum_j e^{z_j} - z_k .

@@ -5,6 +5,10 @@ These run in milliseconds; building and rendering the book is tested in ``test_b
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
+import importlib.util
+import json
 import re
 import subprocess
 import sys
@@ -14,6 +18,8 @@ from pathlib import Path
 import jupytext
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.version import Version
 
 from ncbook import config
 
@@ -68,14 +74,79 @@ def test_chapter_skeleton(md: Path):
     assert str(ROOT.parent) not in text and tmp not in text, f"{md.name} names a path of this machine"
 
 
+def _load_sync_script():
+    spec = importlib.util.spec_from_file_location("sync_notebooks", ROOT / "scripts/sync_notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+sync = _load_sync_script()
+
+
+def first_code_cell(path: Path):
+    return next(c for c in jupytext.read(path).cells if c.cell_type == "code")
+
+
 @pytest.mark.parametrize("md", CHAPTERS, ids=IDS)
 def test_first_cell_installs_ncbook_only_in_colab(md: Path):
-    nb = jupytext.read(md)
-    first = next(c for c in nb.cells if c.cell_type == "code")
+    first = first_code_cell(md)
     assert "hide-cell" in first.metadata.get("tags", []), "the setup cell must be hidden (tag hide-cell)"
     src = first.source
     assert '"google.colab" in sys.modules' in src, "install only when running in Colab"
-    assert f"ncbook[widgets,data] @ git+{config.REPO_URL}" in src, "install from ncbook.config.REPO_URL"
+    assert f"ncbook[widgets,data] @ git+{config.REPO_URL}@" in src, "install from ncbook.config.REPO_URL"
+    # Outside Colab the cell only imports sys and silences one warning: every other statement is inside the test.
+    tree = ast.parse(src)
+    outside = [ast.unparse(s) for s in tree.body if not isinstance(s, ast.If)]
+    assert outside == ["import sys", "import warnings",
+                       "warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')"]
+    (guard,) = [s for s in tree.body if isinstance(s, ast.If)]
+    assert ast.unparse(guard.test) == "'google.colab' in sys.modules" and not guard.orelse
+
+
+@pytest.mark.parametrize("path", [*CHAPTERS, ROOT / "book/_templates/chapter_template.md"],
+                         ids=[*IDS, "template"])
+def test_setup_cell_is_the_generated_one(path: Path):
+    assert first_code_cell(path).source == sync.setup_cell(), f"{path.name}: run `make notebooks`"
+
+
+def test_setup_cell_pins_the_release_of_this_tree():
+    import ncbook
+
+    Version(ncbook.__version__)  # a valid version, hence a valid tag name
+    assert sync.install_ref() == f"v{ncbook.__version__}"
+    assert sync.repo_url() == config.REPO_URL
+    assert sync.install_requirement() == f"ncbook[widgets,data] @ git+{config.REPO_URL}@v{ncbook.__version__}"
+    assert f'"{sync.install_requirement()}"' in sync.setup_cell()
+
+
+def test_setup_cell_keeps_colab_widget_stack():
+    """pip must keep Colab's ipywidgets 7.7.1 (an upgrade inside a running kernel half-loads the new one)."""
+    src = sync.setup_cell()
+    assert '"install", "--quiet", ncbook_requirement]' in src
+    assert not re.search(r"--upgrade|\"-U\"|--force|--no-deps|ipywidgets|restart", src)
+    (spec,) = [r for r in map(Requirement, importlib.metadata.requires("ncbook")) if r.name == "ipywidgets"]
+    assert spec.marker.evaluate({"extra": "widgets"}), "ipywidgets comes with the [widgets] extra"
+    assert spec.specifier.contains("7.7.1") and spec.specifier.contains("8.1.5"), spec
+
+
+def uses_default_device(md: Path) -> bool:
+    """True when a chapter's code lets ncbook pick the device (CUDA when there is one)."""
+    return any(c.cell_type == "code" and "config.default_device(" in c.source for c in jupytext.read(md).cells)
+
+
+def test_gpu_chapters_are_those_that_use_a_gpu():
+    assert set(sync.GPU_CHAPTERS) <= set(IDS), "GPU_CHAPTERS names a chapter that does not exist"
+    assert set(sync.GPU_CHAPTERS) == {md.stem for md in CHAPTERS if uses_default_device(md)}
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=IDS)
+def test_colab_runtime_of_the_twin(md: Path):
+    meta = json.loads(md.with_suffix(".ipynb").read_text())["metadata"]
+    if md.stem in sync.GPU_CHAPTERS:
+        assert meta["accelerator"] == "GPU" and meta["colab"]["gpuType"] == "T4", meta
+    else:
+        assert "accelerator" not in meta and "gpuType" not in meta["colab"], meta
 
 
 @pytest.mark.parametrize("md", CHAPTERS, ids=IDS)

@@ -1,9 +1,11 @@
 """Tests of ncbook.data: offline datasets, splits, subsets, random labels, CIFAR fallback, loader."""
 
+import hashlib
 import pickle
 import random
 import socket
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -167,18 +169,62 @@ def test_cifar_falls_back_when_torchvision_is_missing(cache, monkeypatch, capsys
         data.load_cifar("cifar1000")
 
 
-def test_cifar_read_from_extracted_folder(tmp_path):
-    folder = tmp_path / "cifar-10-batches-py"
+def _fake_cifar10(root, n=4):
+    """A cifar-10-batches-py folder with tiny random batches; returns their MD5 table."""
+    folder = root / "cifar-10-batches-py"
     folder.mkdir()
     rng = np.random.default_rng(0)
-    for i, name in enumerate([f"data_batch_{j}" for j in range(1, 6)] + ["test_batch"]):
-        batch = {b"data": rng.integers(0, 256, size=(4, 3072), dtype=np.uint8), b"labels": [i % 10, 1, 2, 3]}
+    names = [f"data_batch_{j}" for j in range(1, 6)] + ["test_batch"]
+    for i, name in enumerate(names):
+        batch = {b"data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8), b"labels": [i % 10, 1, 2, 3][:n]}
         with open(folder / name, "wb") as fh:
             pickle.dump(batch, fh)
+    return {name: hashlib.md5((folder / name).read_bytes()).hexdigest() for name in names}
+
+
+def test_cifar_read_from_extracted_folder(tmp_path, monkeypatch):
+    monkeypatch.setitem(data.CIFAR_MD5, "cifar10", _fake_cifar10(tmp_path))  # our fake files are "the" files
     train, test = data.load_cifar("cifar10", root=tmp_path, download=False, strict=True)
     assert train.X.shape == (20, 3, 32, 32) and test.X.shape == (4, 3, 32, 32)
     assert train.name == "cifar10" and train.num_classes == 10
     assert 0 <= float(train.X.min()) and float(train.X.max()) <= 1
+    assert data.cifar_folder_problems("cifar10", tmp_path) == []
+
+
+def test_damaged_cifar_folder_is_removed_and_fetched_again(tmp_path, monkeypatch, capsys):
+    sums = _fake_cifar10(tmp_path)
+    monkeypatch.setitem(data.CIFAR_MD5, "cifar10", sums)
+    folder = tmp_path / "cifar-10-batches-py"
+    (folder / "data_batch_3").write_bytes(b"cut short")  # a download interrupted on a disconnect
+    (folder / "test_batch").unlink()
+    assert data.cifar_folder_problems("cifar10", tmp_path) == ["data_batch_3 has the wrong checksum",
+                                                               "test_batch is missing"]
+    # offline, torchvision missing: the damaged copy is removed, and digits stand in (one line each)
+    monkeypatch.setitem(sys.modules, "torchvision", None)
+    train, _ = data.load_cifar("cifar10", root=tmp_path)
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2 and "damaged (data_batch_3 has the wrong checksum; test_batch is missing)" in out[0]
+    assert "downloading again" in out[0] and "not available" in out[1]
+    assert train.name == "digits" and not folder.exists()
+    # with a (fake, offline) torchvision that "downloads" a good copy, the next load reads CIFAR again
+    calls = []
+
+    class FakeCIFAR10:
+        def __init__(self, root, train, download):
+            calls.append(download)
+            if not folder.exists():
+                _fake_cifar10(tmp_path)
+            self.data = np.zeros((4 if not train else 20, 32, 32, 3), np.uint8)
+            self.targets = [0, 1, 2, 3] * (1 if not train else 5)
+
+    fake = types.ModuleType("torchvision")
+    fake.datasets = types.SimpleNamespace(CIFAR10=FakeCIFAR10)
+    monkeypatch.setitem(sys.modules, "torchvision", fake)
+    monkeypatch.setitem(sys.modules, "torchvision.datasets", fake.datasets)
+    train, test = data.load_cifar("cifar10", root=tmp_path, strict=True)
+    assert calls == [True, True] and train.name == "cifar10" and len(train) == 20
+    assert data.cifar_folder_problems("cifar10", tmp_path) == []
+    assert (folder / ".ncbook-verified.json").is_file()  # the next load compares sizes, not MD5s
 
 
 # ---- loader -----------------------------------------------------------------------------------------

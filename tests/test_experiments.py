@@ -120,9 +120,82 @@ def test_cli_fast_collapse_prints_the_comparison(capsys):
     assert "NC1: normalized below regularized at" in out and "wall time" in out
 
 
+@pytest.mark.slow  # starts a Python subprocess: make test only, not make check
 def test_cli_module_entry_point(tmp_path):
     # the `python -m` wiring (a full run in a subprocess would mostly measure import time)
     proc = subprocess.run([sys.executable, "-m", "ncbook.experiments", "--help"], capture_output=True, text=True,
                           timeout=120, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "fast-collapse" in proc.stdout and "--preset" in proc.stdout
+
+
+def test_frame_holds_the_final_metrics(monkeypatch):
+    monkeypatch.setenv("NCBOOK_FAST", "1")
+    res = experiments.fast_collapse(progress=False, epochs=2)
+    df = res.frame()
+    assert list(df.index) == ["normalized", "regularized"] and df.index.name == "run"
+    assert df.loc["normalized", "nc1"] == res.final("nc1")["normalized"] and "time_s" not in df.columns
+    assert list(res.frame(["acc", "nc1"]).columns) == ["epoch", "acc", "nc1"]
+    assert (df["epoch"] == 2).all()
+    with pytest.raises(KeyError, match="no metric"):
+        res.frame(["nc9"])
+
+
+def test_study_functions_have_explicit_signatures():
+    import inspect
+
+    for fn in (experiments.fast_collapse, experiments.generalization, experiments.temperature, experiments.width):
+        params = inspect.signature(fn).parameters
+        assert list(params) == [f.name for f in __import__("dataclasses").fields(experiments.StudyOptions)]
+        assert params["preset"].default == "offline" and params["resume"].default is True
+    with pytest.raises(TypeError, match=r"unknown argument\(s\) \['epoch'\] of width"):
+        experiments.width(epoch=3)
+
+
+def test_studies_are_data():
+    st = experiments.study("width", "paper", fast=False)
+    assert isinstance(st, experiments.Study) and [r.width for r in st.runs] == [4, 8, 16, 32, 64]
+    assert experiments.Study.from_dict(st.to_dict()) == st
+    with pytest.raises(ValueError, match="distinct 'label'"):
+        experiments.fast_collapse(fast=True, overrides={"runs": [{"label": "a"}, {"label": "a"}]})
+    with pytest.raises(ValueError, match="unknown run keys"):
+        experiments.fast_collapse(fast=True, overrides={"runs": [{"label": "a", "temp": 2}]})
+
+
+def test_progress_bars_say_what_they_run(monkeypatch):
+    import tqdm.auto
+
+    bars = []
+
+    class FakeBar:  # records what a bar is told, shows nothing
+        def __init__(self, total, desc, unit, leave):
+            bars.append({"desc": desc, "leave": leave, "closed": False})
+
+        def update(self, n):
+            pass
+
+        def set_postfix(self, **kw):
+            pass
+
+        def close(self):
+            bars[-1]["closed"] = True
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", FakeBar)
+    experiments.width(fast=True, progress=True, epochs=1)
+    assert [b["desc"] for b in bars] == ["width: width=16", "width: width=64"]
+    assert all(b["closed"] and b["leave"] is False for b in bars)  # no stale bar left in a saved notebook
+
+
+def test_cli_errors_are_one_line_with_a_nonzero_exit(tmp_path, capsys):
+    assert experiments.main(["fast-collapse", "--fast", "--no-progress", "--epochs", "2", "--out", str(tmp_path)]) == 0
+    ckpt = tmp_path / "fast-collapse" / "normalized" / "checkpoint.pt"
+    ckpt.write_bytes(b"")
+    capsys.readouterr()
+    assert experiments.main(["fast-collapse", "--fast", "--no-progress", "--epochs", "2", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and str(ckpt) in err and "--no-resume" in err
+    assert "Traceback" not in err
+    assert experiments.main(["fast-collapse", "--fast", "--no-progress", "--epochs", "2", "--out", str(tmp_path),
+                             "--no-resume"]) == 0
+    assert experiments.main(["fast-collapse", "--fast", "--no-progress", "--epochs", "-1"]) == 2
+    assert "epochs" in capsys.readouterr().err

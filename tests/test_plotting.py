@@ -55,3 +55,31 @@ def test_gram_circle_sphere_and_nc_history():
 def test_class_colors_beyond_ten():
     assert len(plotting.class_colors(3)) == 3
     assert len(set(plotting.class_colors(20))) == 20
+
+
+def test_style_is_a_context_that_leaves_the_global_settings_alone():
+    import matplotlib as mpl
+
+    before = dict(mpl.rcParams)
+    with plotting.style():
+        assert mpl.rcParams["axes.spines.top"] is False
+        assert tuple(mpl.rcParams["figure.figsize"])[0] == plotting.COLUMN_WIDTH_IN
+    assert dict(mpl.rcParams) == before
+
+
+def test_figsize_is_a_fraction_of_the_column():
+    w, h = plotting.figsize(0.5, 0.8)
+    assert w == pytest.approx(0.5 * plotting.COLUMN_WIDTH_IN) and h == pytest.approx(0.8 * w)
+    # never more than 1.2 columns: the book would shrink it below 85 % of its size
+    assert plotting.COLUMN_WIDTH_IN * plotting.STYLE["figure.dpi"] * 1.2 / 0.85 < 1366
+    for bad in (0, 1.5):
+        with pytest.raises(ValueError, match="width must be in"):
+            plotting.figsize(bad)
+    with pytest.raises(ValueError, match="aspect"):
+        plotting.figsize(1.0, 0)
+
+
+def test_text_sizes_are_readable_at_the_column_width():
+    px = {k: plotting.STYLE[k] * plotting.STYLE["figure.dpi"] / 72
+          for k in ("font.size", "xtick.labelsize", "ytick.labelsize", "legend.fontsize")}
+    assert min(px.values()) >= 12  # >= 10 px even when shown at 85 % of the native size

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ncbook import rgd, sphere, ufm
@@ -232,6 +232,8 @@ def test_step_rejects_bad_input():
     rule=st.sampled_from(["fixed", "armijo", "bb", "BB", "", "sgd"]),
     gtol=st.one_of(st.none(), st.floats(allow_nan=True), st.just("tiny")),
 )
+@example(lr=1.7e308, steps=2, rule="bb", gtol=None)  # the step overflows: the error must name lr, not x
+@example(lr=8.2e153, steps=2, rule="fixed", gtol=None)
 def test_only_named_errors_escape(lr, steps, rule, gtol):
     try:
         hist = rgd.run(x_unit, rayleigh, rayleigh_rgrad, lr=lr, steps=steps, rule=rule, gtol=gtol)

@@ -1,13 +1,12 @@
-"""Tests of ncbook.train: learning, the regularized objective, metrics, run files, atomic checkpoints, resume."""
+"""Tests of ncbook.train: learning, run files, atomic checkpoints, resume (also on another precision or device)."""
 
 import json
 import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
-from ncbook import config, data, metrics, models, train
+from ncbook import config, data, models, rundir, train
 
 pytestmark = pytest.mark.usefixtures("single_thread")  # tiny tensors: one thread is fastest
 
@@ -46,39 +45,6 @@ def test_training_decreases_loss_and_keeps_classifier_on_sphere(splits, arm):
         assert torch.allclose(norms, torch.ones(10), atol=1e-5)
     else:
         assert not torch.allclose(norms, torch.ones(10), atol=1e-2)  # left free (unlike the paper's code)
-
-
-def test_regularized_objective_is_ce_plus_mean_penalties(splits):
-    tr, _ = splits
-    net = _model(tr, "regularized")
-    cfg = train.TrainConfig(weight_decay=0.3, progress=False)
-    trainer = train.Trainer(net, tr, cfg)
-    x, y = tr.X[:16], tr.y[:16]
-    logits, feats = net(x)
-    got = trainer._objective(logits, feats, y, n_global=16)
-    W = net.classifier_weight
-    want = F.cross_entropy(logits, y) + 0.15 * W.pow(2).sum() + 0.15 * feats.pow(2).sum(1).mean()
-    assert torch.allclose(got, want, rtol=1e-6)
-    # the normalized arm has no penalty
-    netn = _model(tr, "normalized")
-    tn = train.Trainer(netn, tr, cfg)
-    ln, fn = netn(x)
-    assert torch.allclose(tn._objective(ln, fn, y, 16), F.cross_entropy(ln, y), rtol=1e-6)
-
-
-def test_evaluate_matches_one_shot_metrics(splits):
-    tr, _ = splits
-    net = _model(tr, "normalized", tau=2.0)
-    got = train.evaluate(net, tr, batch_size=7)  # many uneven batches
-    net.eval()
-    with torch.no_grad():
-        logits, H = net(tr.X)
-    W = net.classifier_weight.detach()
-    want = metrics.collapse_report(W.double(), H.double(), tr.y)
-    for key in ("nc1", "nc2", "nc2_means", "nc3", "nc3_centered"):
-        assert got[key] == pytest.approx(want[key], rel=1e-5)  # float32 features: batching changes roundoff
-    assert got["loss"] == pytest.approx(F.cross_entropy(logits, tr.y).item(), rel=1e-5)
-    assert got["acc"] == pytest.approx((logits.argmax(1) == tr.y).float().mean().item())
 
 
 def test_run_directory_files(splits, tmp_path):
@@ -177,7 +143,7 @@ def test_bad_inputs_raise(splits):
     tr, _ = splits
     with pytest.raises(ValueError, match="lr"):
         train.TrainConfig(lr=-1.0)
-    with pytest.raises(ValueError, match="epochs"):
+    with pytest.raises(TypeError, match="epochs"):
         train.TrainConfig(epochs=2.5)
     with pytest.raises(ValueError, match="momentum"):
         train.TrainConfig(momentum=1.0)
@@ -195,3 +161,77 @@ def test_bad_inputs_raise(splits):
         train.train(img, tr, epochs=1)
     with pytest.raises(ValueError, match="stop_after"):
         train.train(_model(tr), tr, epochs=1, stop_after=-1)
+
+
+def test_resume_on_another_device_and_precision(splits, tmp_path, capsys):
+    """A run stopped in bf16 on a "GPU" continues in float32 on the CPU, with a one-line note."""
+    tr, te = splits
+    train.train(_model(tr), tr, run_dir=tmp_path, stop_after=2, precision="bf16", **FAST)
+    record = rundir.read_config(tmp_path)
+    assert record["runtime"] == {"device": "cpu", "precision": "bf16", "world_size": 1}
+    record["runtime"]["device"] = "cuda:0"  # as if it had run on a GPU runtime
+    record["train"].update(device="cuda", channels_last=True)
+    rundir.write_json(tmp_path / rundir.CONFIG_NAME, record)
+    capsys.readouterr()
+    resumed = train.train(_model(tr, seed=5), tr, run_dir=tmp_path, precision="fp32", device="cpu", **FAST)
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.strip()]
+    assert lines == [f"ncbook.train: resuming {tmp_path} at epoch 2; device cuda:0 -> cpu, precision bf16 -> fp32"]
+    assert resumed.completed and resumed["epoch"] == [0, 2, 4, 6]
+    assert rundir.read_config(tmp_path)["runtime"]["precision"] == "fp32"
+    # the first two epochs ran in bf16: their records are kept as they were
+    stopped = [r for r in resumed.records if r["epoch"] <= 2]
+    bf16_run = train.train(_model(tr), tr, precision="bf16", **{**FAST, "epochs": 2})
+    assert [r["nc1"] for r in stopped] == bf16_run["nc1"]
+
+
+def test_batchnorm_with_a_last_batch_of_one_row(splits):
+    tr, _ = splits  # 120 rows
+    net = _model(tr, batchnorm=True)
+    assert net.has_batchnorm
+    hist = train.train(net, tr, epochs=2, eval_every=1, batch_size=17, progress=False)  # 120 = 7 * 17 + 1
+    assert hist.completed and all(math.isfinite(v) for v in hist["loss"])
+    trainer = train.Trainer(_model(tr, batchnorm=True), tr, train.TrainConfig(batch_size=17, progress=False))
+    sizes = [len(y) for _, y, _ in trainer.loader.batches()]
+    assert sum(sizes) == len(tr) and min(sizes) >= 2 and len(trainer.loader) == len(sizes) == 7
+    plain = train.Trainer(_model(tr, batchnorm=False), tr, train.TrainConfig(batch_size=17, progress=False))
+    assert [len(y) for _, y, _ in plain.loader.batches()][-1] == 1  # without BatchNorm: batches unchanged
+
+
+def test_dtype_mismatch_and_huge_seed_are_named(splits):
+    tr, _ = splits
+    with pytest.raises(TypeError, match=r"train_set.X has dtype torch.float64 but the model's parameters are"):
+        train.train(_model(tr), tr.replace(X=tr.X.double()), epochs=1, progress=False)
+    with pytest.raises(TypeError, match="input has dtype torch.float64"):
+        _model(tr)(tr.X.double())
+    with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2\*\*63 - 1\], got 18446744073709551616"):
+        train.TrainConfig(seed=2**64)
+    with pytest.raises(ValueError, match="seed"):
+        train.train(_model(tr), tr, epochs=1, seed=-1)
+    with pytest.raises(TypeError, match="precision"):
+        train.TrainConfig(precision=None)
+    with pytest.raises(TypeError, match="progress must be True or False"):
+        train.TrainConfig(progress="yes")
+
+
+@pytest.mark.slow
+def test_progress_bars_leave_no_text_in_a_saved_notebook():
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipywidgets")
+    code = ("from ncbook import data, models, train\n"
+            "tr = data.load_splits('digits', flat=True)[0]\n"
+            "net = models.build_model('mlp', num_classes=10, input_shape=tr.input_shape, hidden=(8,))\n"
+            "h = train.train(net, tr, epochs=1, batch_size=256, label='my run')\n")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    outputs = nb.cells[0].outputs
+    assert outputs and all(o.output_type == "display_data" for o in outputs)  # the bar was shown
+    assert all(not o.data.get("text/plain") for o in outputs)  # and left nothing behind
+
+
+def test_batchnorm_refuses_batches_it_cannot_normalize(splits):
+    tr, _ = splits
+    with pytest.raises(ValueError, match="batch_size and the rows of train_set must be >= 2"):
+        train.train(_model(tr, batchnorm=True), tr, epochs=1, batch_size=1, progress=False)
+    with pytest.raises(ValueError, match="got 32 and 1"):
+        train.train(_model(tr, batchnorm=True), tr.take([0]), epochs=1, batch_size=32, progress=False)

@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from ncbook import ufm, widgets  # noqa: E402
@@ -160,3 +161,41 @@ def test_without_ipywidgets_returns_static_figure(monkeypatch, make):
 def test_inputs_are_checked(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+# --- the plotly versions: interactive in the static page, every slider position computed here ---
+
+def test_tangent_plot_slider_positions_hold_the_computed_retractions():
+    fig = widgets.tangent_plot(angles=[0.6, 1.2], steps=(0.3, 0.8))
+    assert len(fig.layout.sliders[0].steps) == 2 and len(fig.layout.updatemenus[0].buttons) == 2
+    s = widgets.tangent_state(1.2, 0.8)
+    names = fig.layout.sliders[0].steps[1].args[0]["name"]
+    assert f"retraction R_x, |R − Exp| = {s['gap']:.1e}" in names
+    assert widgets.tangent_state(0.6, 0.8)["tangency"] < 1e-14
+
+
+def test_rgd_plot_has_one_run_per_rule_and_step_size():
+    fig = widgets.rgd_plot(lrs=[0.1, 0.2], steps=10)
+    assert [b.label for b in fig.layout.updatemenus[0].buttons] == ["fixed", "armijo", "bb"]
+    args = fig.layout.sliders[0].steps[1].args[0]
+    run = widgets.rgd_state(0.2, 10, rule="armijo")
+    path_armijo = args["x"][2]  # traces: (path, gap) per rule, in rule order
+    assert np.allclose(path_armijo, np.round(run["path"][:, 0], 5))
+    with pytest.raises(ValueError, match="shape"):
+        widgets.rgd_plot(A=np.eye(2))
+
+
+def test_tau_plot_bars_are_the_etf_softmax():
+    fig = widgets.tau_plot(taus=[1.0, 5.0], bar_Ks=(2, 4))
+    y = fig.layout.sliders[0].steps[1].args[0]["y"]
+    assert np.allclose(y[3], np.round(widgets.tau_state(5.0, K=4)["probs"], 5))
+
+
+def test_features_and_etf_plots_validate_their_input():
+    H = [(torch.randn(6, 3), torch.randn(2, 3)) for _ in range(2)]
+    fig = widgets.features_plot({"run": H}, [0, 0, 0, 1, 1, 1], values=[0, 5])
+    assert [s.label for s in fig.layout.sliders[0].steps] == ["0", "5"]
+    with pytest.raises(ValueError, match="one \\(H, W\\) pair per slider value"):
+        widgets.features_plot({"run": H[:1]}, [0, 0, 0, 1, 1, 1], values=[0, 5])
+    with pytest.raises(ValueError, match="shape \\(K, 3\\)"):
+        widgets.etf_plot(np.eye(2))

@@ -1,0 +1,377 @@
+r"""Interactive figures that need no kernel: plotly, shown the same way in the book, Jupyter and Colab.
+
+A plotly figure keeps its 3-D rotation, sliders and buttons in plain HTML, so a precomputed figure
+stays interactive in the static book, where no Python runs. This module has three parts:
+
+* :func:`show` displays a figure so that it works everywhere the course is read. In the built book
+  the page loads ``plotly.min.js`` once, from the site's own ``_static/plotly/`` folder (the small
+  loader ``book/_js/ncbook-plotly.js`` fetches it on the first figure of a page), so nothing leaves
+  the machine and the library is not repeated in every figure. In Jupyter (Lab, Notebook 7, VS Code)
+  the ``application/vnd.plotly.v1+json`` output is drawn by plotly's own renderer; in Colab, whose
+  outputs are isolated frames, the figure goes through plotly's ``"colab"`` renderer.
+* :func:`style` applies the house style (text readable at the book's column width, legends outside
+  the data, the class colours of :func:`ncbook.plotting.class_colors`).
+* :func:`controlled_figure` is the one mechanism behind every slider of the course: ``draw(option,
+  value)`` is run for every value of a slider and every option of a button row, *here, in Python*,
+  and the results are stored in the figure. A slider step replaces the data of the traces; a button
+  switches which option's traces are visible. Because the two controls set different properties of
+  the traces, they compose: the slider keeps its position when a button is pressed, and the
+  reverse.
+
+Introduced in: chapter 02 (optimization on the sphere).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import sys
+import uuid
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+__all__ = [
+    "PLOTLY_ASSET",
+    "class_colors",
+    "style",
+    "to_html",
+    "show",
+    "controlled_figure",
+    "sphere_surface",
+    "curves_figure",
+]
+
+#: Where the book serves plotly.js, relative to the site's ``_static/`` folder.
+PLOTLY_ASSET = "plotly/plotly.min.js"
+
+#: Text sizes in CSS px. The book's column is about 700-830 px wide at 1366 px, and a plotly
+#: figure is drawn at the width of the column, so these are the sizes the reader sees.
+FONT_SIZE = 14
+TICK_SIZE = 12
+
+#: Trace properties a slider step may replace (data, labels and colours; never the trace type).
+DATA_KEYS = ("x", "y", "z", "u", "v", "w", "text", "name", "marker.color", "marker.size",
+             "line.color", "hovertext")
+
+
+def _go():
+    import plotly.graph_objects as go
+
+    return go
+
+
+def class_colors(K: int) -> list[str]:
+    """The class colours of :func:`ncbook.plotting.class_colors`, as ``"#rrggbb"`` strings."""
+    from matplotlib.colors import to_hex
+
+    from . import plotting
+
+    return [to_hex(c) for c in plotting.class_colors(K)]
+
+
+def style(fig, *, title: str | None = None, height: int = 460, legend_outside: bool = True):
+    """Apply the house style to a plotly figure in place and return it.
+
+    White background, a light grid, 14 px text and 12 px tick labels (readable at the column
+    width on a laptop and a phone), the legend in rows above the plot so that it covers no data
+    (plotly widens the top margin to fit it), and a fixed ``height`` in px (the width follows the
+    column). A ``title`` is set above everything.
+    """
+    _check_fig(fig)
+    fig.update_layout(
+        template="none",  # plotly's own templates add ~40 kB of JSON to every figure
+        paper_bgcolor="white",
+        plot_bgcolor="white",
+        font={"size": FONT_SIZE, "family": "Helvetica, Arial, sans-serif"},
+        height=int(height),
+        autosize=True,
+        margin={"l": 60, "r": 20, "t": 40, "b": 50},
+        colorway=class_colors(10),
+        hoverlabel={"font_size": TICK_SIZE},
+        legend_itemsizing="constant",
+    )
+    axis = {"tickfont_size": TICK_SIZE, "gridcolor": "#e6e6e6", "zerolinecolor": "#bdbdbd",
+            "linecolor": "#444", "showline": True, "ticks": "outside", "automargin": True}
+    fig.update_xaxes(**axis)
+    fig.update_yaxes(**axis)
+    scene_axis = {"tickfont_size": TICK_SIZE - 2, "backgroundcolor": "white", "gridcolor": "#e6e6e6",
+                  "showbackground": True, "zerolinecolor": "#bdbdbd"}
+    fig.update_scenes(xaxis=scene_axis, yaxis=scene_axis, zaxis=scene_axis)
+    if title:
+        fig.update_layout(title={"text": title, "x": 0.0, "xanchor": "left", "xref": "paper", "y": 1.0,
+                                 "yref": "container", "yanchor": "top", "automargin": True,
+                                 "pad": {"t": 8}, "font_size": FONT_SIZE + 2})
+    if legend_outside:  # above the plot: the slider and buttons own the space below it
+        fig.update_layout(legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0.0,
+                                  "font_size": TICK_SIZE})
+    return fig
+
+
+def _check_fig(fig):
+    go = _go()
+    if not isinstance(fig, go.Figure):
+        raise TypeError(f"fig must be a plotly.graph_objects.Figure, got {type(fig).__name__}")
+
+
+def _figure_json(fig) -> str:
+    """The figure as JSON (numpy arrays become plotly's compact typed-array form)."""
+    import plotly.io as pio
+
+    return pio.to_json(fig, validate=False)
+
+
+def to_html(fig, *, div_id: str | None = None) -> str:
+    """HTML for one figure: a ``div``, the figure's JSON and a short script that draws it.
+
+    The script draws with ``window.ncbookPlotly`` when the page has the book's loader (plotly.js
+    from the site's assets, loaded once per page), with ``window.Plotly`` when plotly.js is already
+    there, and otherwise loads the matching plotly.js from plotly's CDN (a notebook with a network).
+    """
+    _check_fig(fig)
+    from plotly.offline import get_plotlyjs_version
+
+    div_id = div_id or f"ncbook-plotly-{uuid.uuid4().hex[:12]}"
+    height = fig.layout.height or 460
+    spec = _figure_json(fig).replace("</", "<\\/")  # never close the script tag early
+    cdn = f"https://cdn.plot.ly/plotly-{get_plotlyjs_version()}.min.js"
+    config = json.dumps({"responsive": True, "displaylogo": False,
+                         "modeBarButtonsToRemove": ["sendDataToCloud", "lasso2d", "select2d"]})
+    return (
+        f'<div class="ncbook-plotly" id="{html.escape(div_id)}" style="width:100%;height:{int(height)}px">'
+        f"</div>\n"
+        f'<script type="application/json" id="{html.escape(div_id)}-spec">{spec}</script>\n'
+        "<script>(function () {\n"
+        f'  var id = "{div_id}", config = {config};\n'
+        "  function draw() {\n"
+        '    var s = JSON.parse(document.getElementById(id + "-spec").textContent);\n'
+        "    window.Plotly.newPlot(id, s.data, s.layout, config).then(function (gd) {\n"
+        "      if (s.frames) { return window.Plotly.addFrames(gd, s.frames); }\n"
+        "    });\n"
+        "  }\n"
+        "  if (window.ncbookPlotly) { window.ncbookPlotly.ready(draw); }\n"
+        "  else if (window.Plotly) { draw(); }\n"
+        '  else { var t = document.createElement("script"); t.src = "' + cdn + '";\n'
+        "         t.onload = draw; document.head.appendChild(t); }\n"
+        "})();</script>"
+    )
+
+
+def _in_colab() -> bool:
+    return "google.colab" in sys.modules
+
+
+def show(fig) -> None:
+    """Display a plotly figure so that it works in the static book, in Jupyter and in Colab.
+
+    * Colab: plotly's ``"colab"`` renderer (each output is its own frame there).
+    * Elsewhere: one output with two representations, ``application/vnd.plotly.v1+json`` (drawn
+      by plotly's renderer in JupyterLab, Notebook 7 and VS Code) and ``text/html`` from
+      :func:`to_html` (what the built book shows; plotly.js comes from the site's assets).
+
+    Parameters
+    ----------
+    fig : plotly.graph_objects.Figure
+    """
+    _check_fig(fig)
+    if _in_colab():
+        import plotly.io as pio
+
+        pio.show(fig, renderer="colab")
+        return
+    from IPython.display import display
+
+    bundle = {"application/vnd.plotly.v1+json": json.loads(_figure_json(fig)), "text/html": to_html(fig)}
+    display(bundle, raw=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# one mechanism for every slider: precompute draw(option, value), store it in the figure
+# ---------------------------------------------------------------------------------------------
+
+def _restyle_args(traces) -> dict:
+    """``{key: [value of trace 0, value of trace 1, ...]}`` over :data:`DATA_KEYS`.
+
+    A key a trace does not have is sent as ``None`` (plotly resets it to its default, which for a
+    key the trace never had is no change).
+    """
+    flat = [_flatten(t.to_plotly_json()) for t in traces]
+    keys = [k for k in DATA_KEYS if any(k in f for f in flat)]
+    return {k: [_jsonable(f.get(k)) for f in flat] for k in keys}
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _jsonable(v):
+    if isinstance(v, np.ndarray):
+        if v.dtype.kind == "f":
+            v = np.round(v, 5)  # 5 decimals: far below a pixel, and a third of the JSON
+        return v.tolist()
+    if isinstance(v, tuple):
+        return list(v)
+    return v
+
+
+def controlled_figure(draw: Callable, *, values: Sequence, value_label: str,
+                      options: Sequence[str] | None = None, option_label: str = "",
+                      static: Sequence = (), start: int = 0, fig=None,
+                      format_value: Callable = "{:g}".format):
+    r"""A figure with a slider over ``values`` and, optionally, a row of buttons over ``options``.
+
+    ``draw(option, value)`` (``draw(value)`` when ``options`` is None) returns a list of plotly
+    traces. It is called here for every option and every value, so every frame the reader can reach
+    was computed by code that ran. For one option the traces must have the same number and types
+    for every value (only their data change).
+
+    * the **slider** replaces the data (:data:`DATA_KEYS`) of every option's traces by those of the
+      chosen value;
+    * the **buttons** show one option's traces and hide the others';
+    * ``static`` traces (a sphere, a reference curve) are drawn once and never change.
+
+    Parameters
+    ----------
+    draw : callable ``(option, value) -> list of traces`` (or ``(value) -> list``)
+    values : sequence, at least 2 slider positions
+    value_label : str, the slider's name shown above it, e.g. ``"step size α"``
+    options : sequence of str, optional, at least 2 button labels
+    option_label : str, a word shown before the buttons
+    static : traces drawn under the controlled ones
+    start : int, index in ``values`` shown first
+    fig : plotly Figure, optional, to draw into (e.g. one made with subplots); a trace may carry
+        ``row``/``col`` through ``trace.meta = {"row": r, "col": c}``
+    format_value : callable, how a value is written on the slider
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+    """
+    go = _go()
+    values = list(values)
+    if len(values) < 2:
+        raise ValueError(f"values must hold at least 2 slider positions, got {len(values)}")
+    if not isinstance(start, int) or not 0 <= start < len(values):
+        raise ValueError(f"start must be an index in [0, {len(values)}), got {start!r}")
+    single = options is None
+    opts = [None] if single else list(options)
+    if not single and len(opts) < 2:
+        raise ValueError(f"options must hold at least 2 button labels, got {len(opts)}")
+
+    def call(o, v):
+        traces = list(draw(v) if single else draw(o, v))
+        if not traces:
+            raise ValueError("draw returned no traces")
+        return traces
+
+    grid = [[call(o, v) for v in values] for o in opts]  # grid[option][value] -> traces
+    for o, row in zip(opts, grid):
+        shapes = [[type(t).__name__ for t in traces] for traces in row]
+        if any(s != shapes[0] for s in shapes):
+            raise ValueError(f"draw({o!r}, value) must return the same traces for every value")
+
+    fig = go.Figure() if fig is None else fig
+    for t in static:
+        _add(fig, t)
+    first = len(fig.data)
+    groups = []
+    for i, row in enumerate(grid):
+        idx = []
+        for t in row[start]:
+            t.visible = True if i == 0 else False
+            _add(fig, t)
+            idx.append(len(fig.data) - 1)
+        groups.append(idx)
+    controlled = list(range(first, len(fig.data)))
+
+    steps = []
+    for j, v in enumerate(values):
+        args = _restyle_args([t for row in grid for t in row[j]])
+        steps.append({"method": "restyle", "label": format_value(v), "args": [args, controlled]})
+    fig.update_layout(sliders=[{
+        "active": start, "steps": steps, "pad": {"t": 55, "b": 10}, "y": 0, "yanchor": "top",
+        "x": 0, "len": 1.0,
+        "currentvalue": {"prefix": f"{value_label} = ", "font": {"size": FONT_SIZE}},
+        "font": {"size": TICK_SIZE},
+    }])
+    if not single:
+        buttons = []
+        for i, o in enumerate(opts):
+            vis = [k in groups[i] for k in controlled]
+            buttons.append({"method": "restyle", "label": str(o), "args": [{"visible": vis}, controlled]})
+        fig.update_layout(updatemenus=[{
+            "type": "buttons", "direction": "right", "buttons": buttons, "active": 0,
+            "x": 0.0, "xanchor": "left", "y": 0, "yanchor": "top", "pad": {"t": 160},
+            "showactive": True, "font": {"size": TICK_SIZE},
+        }])
+        if option_label:  # the buttons' name goes into the slider's label line
+            fig.layout.sliders[0].currentvalue.prefix = f"{value_label} = "
+            fig.layout.updatemenus[0].pad.l = 0
+            fig.add_annotation(text=f"{option_label}:", x=0.0, xref="paper", xanchor="left", y=0,
+                               yref="paper", yanchor="top", showarrow=False, yshift=-138,
+                               font={"size": TICK_SIZE})
+    return fig
+
+
+def _add(fig, trace):
+    meta = trace.meta if isinstance(trace.meta, dict) else {}
+    if "row" in meta:
+        fig.add_trace(trace, row=meta["row"], col=meta["col"])
+    else:
+        fig.add_trace(trace)
+
+
+def sphere_surface(*, opacity: float = 0.35, n: int = 40, color: str = "#9db4d0"):
+    """A shaded unit sphere (plotly ``Surface``), lit so that it reads as a ball when rotated."""
+    go = _go()
+    if not 0.0 < opacity <= 1.0:
+        raise ValueError(f"opacity must be in (0, 1], got {opacity}")
+    u, v = np.meshgrid(np.linspace(0, 2 * np.pi, n), np.linspace(0, np.pi, n // 2))
+    return go.Surface(
+        x=np.float32(np.cos(u) * np.sin(v)), y=np.float32(np.sin(u) * np.sin(v)), z=np.float32(np.cos(v)),
+        colorscale=[[0, color], [1, color]], showscale=False, opacity=opacity,
+        lighting={"ambient": 0.55, "diffuse": 0.7, "specular": 0.25, "roughness": 0.6},
+        lightposition={"x": 100, "y": 200, "z": 300}, hoverinfo="skip", name="unit sphere",
+        showlegend=False,
+    )
+
+
+def curves_figure(curves: dict, *, value_label: str, xlabel: str, ylabel: str, logy: bool = True,
+                  background: dict | None = None, start=None, title: str | None = None,
+                  format_value: Callable = "{:g}".format, height: int = 420):
+    r"""A slider over precomputed sets of named curves: ``curves = {value: {name: y, ...}, ...}``.
+
+    Every value must name the same curves. ``background`` curves (``{name: y}``) are drawn in light
+    grey under them and never change. On a log axis non-positive values are left out (a gap of
+    exactly zero has no logarithm).
+    """
+    go = _go()
+    values = list(curves)
+    names = list(curves[values[0]]) if values else []
+    if any(list(curves[v]) != names for v in values):
+        raise ValueError("curves must name the same curves for every slider value")
+    colors = class_colors(max(len(names), 1))
+
+    def clean(y):
+        y = np.asarray(y, dtype=float)
+        return np.where(y > 0, y, np.nan) if logy else y
+
+    def draw(v):
+        return [go.Scatter(y=clean(curves[v][n]), x=np.arange(len(curves[v][n])), name=n, mode="lines",
+                           line={"color": colors[i], "width": 2.5}) for i, n in enumerate(names)]
+
+    static = [go.Scatter(y=clean(y), x=np.arange(len(y)), name=n, mode="lines", showlegend=False,
+                         line={"color": "#d0d0d0", "width": 1}, hoverinfo="skip")
+              for n, y in (background or {}).items()]
+    fig = controlled_figure(draw, values=values, value_label=value_label, static=static,
+                            start=values.index(start) if start in values else 0, format_value=format_value)
+    style(fig, title=title, height=height)
+    fig.update_xaxes(title_text=xlabel)
+    fig.update_yaxes(title_text=ylabel, type="log" if logy else "linear", exponentformat="power")
+    return fig

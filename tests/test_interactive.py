@@ -1,0 +1,167 @@
+"""ncbook.interactive: plotly figures shown the same way in the book, Jupyter and Colab."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+import yaml
+from matplotlib.colors import to_hex
+
+from ncbook import interactive, plotting
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _line(option, value):
+    return [go.Scatter(x=[0, 1, 2], y=[0, value, 2 * value], name=f"{option}: slope {value:g}"),
+            go.Scatter(x=[1], y=[value], mode="markers")]
+
+
+def _spec(html):
+    m = re.search(r'<script type="application/json" id="[^"]+-spec">(.*?)</script>', html, re.S)
+    assert m, "no figure JSON in the HTML"
+    return json.loads(m.group(1))
+
+
+def test_to_html_embeds_the_figure_and_draws_it_with_the_site_loader():
+    fig = interactive.style(go.Figure(go.Scatter(x=[1, 2], y=[3, 4], name="</script><b>")), title="a title")
+    html = interactive.to_html(fig, div_id="fig-1")
+    assert '<div class="ncbook-plotly" id="fig-1"' in html
+    spec = _spec(html)  # the trace name cannot end the script tag early
+    assert spec["data"][0]["name"] == "</script><b>"
+    assert spec["layout"]["title"]["text"] == "a title"
+    assert "window.ncbookPlotly.ready(draw)" in html
+    # the CDN is only a fallback for a notebook without the book's loader, never the first choice
+    assert html.index("window.ncbookPlotly") < html.index("cdn.plot.ly")
+    assert html.count("<script") == 2  # no copy of plotly.js inside the figure
+
+
+def test_to_html_ids_differ_between_figures():
+    fig = go.Figure(go.Scatter(x=[1], y=[1]))
+    ids = {re.search(r'id="([^"]+)"', interactive.to_html(fig)).group(1) for _ in range(5)}
+    assert len(ids) == 5
+
+
+def test_show_outside_colab_sends_plotly_json_and_html(monkeypatch):
+    shown = []
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    monkeypatch.setattr("IPython.display.display", lambda obj, raw=False: shown.append((obj, raw)))
+    fig = go.Figure(go.Scatter(x=[1, 2], y=[3, 4]))
+    interactive.show(fig)
+    (bundle, raw), = shown
+    assert raw is True
+    assert set(bundle) == {"application/vnd.plotly.v1+json", "text/html"}
+    assert bundle["application/vnd.plotly.v1+json"]["data"][0]["type"] == "scatter"
+    assert _spec(bundle["text/html"])["data"] == bundle["application/vnd.plotly.v1+json"]["data"]
+
+
+def test_show_in_colab_uses_plotlys_colab_renderer(monkeypatch):
+    calls = []
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setattr("plotly.io.show", lambda fig, renderer=None: calls.append(renderer))
+    monkeypatch.setattr("IPython.display.display", lambda *a, **k: pytest.fail("display() used in Colab"))
+    interactive.show(go.Figure())
+    assert calls == ["colab"]
+
+
+@pytest.mark.parametrize("bad", [None, {"data": []}, "figure"])
+def test_show_and_to_html_reject_what_is_not_a_plotly_figure(bad):
+    with pytest.raises(TypeError, match="fig must be a plotly"):
+        interactive.show(bad)
+    with pytest.raises(TypeError, match="fig must be a plotly"):
+        interactive.to_html(bad)
+
+
+def test_style_sizes_text_for_the_column_and_puts_the_legend_outside_the_data():
+    fig = interactive.style(go.Figure(go.Scatter(x=[1], y=[1])), height=380)
+    assert fig.layout.font.size >= 12 and fig.layout.xaxis.tickfont.size >= 10
+    assert fig.layout.height == 380
+    assert fig.layout.legend.orientation == "h" and fig.layout.legend.y > 1  # above the axes
+    assert len(interactive.to_html(fig)) < 8000  # no 40 kB template in every figure
+
+
+def test_class_colors_are_the_matplotlib_class_colors():
+    for K in (3, 10, 12):
+        assert interactive.class_colors(K) == [to_hex(c) for c in plotting.class_colors(K)]
+
+
+def test_slider_steps_hold_what_draw_computed_for_every_value_and_option():
+    values, options = [0.5, 1.0, 2.0], ["left", "right"]
+    fig = interactive.controlled_figure(_line, values=values, value_label="slope", options=options,
+                                        static=[go.Scatter(x=[0, 2], y=[0, 0], name="axis")], start=1)
+    assert len(fig.data) == 1 + 2 * 2  # the static trace, then two traces per option
+    slider, = fig.layout.sliders
+    assert slider.active == 1 and [s.label for s in slider.steps] == ["0.5", "1", "2"]
+    for step, v in zip(slider.steps, values):
+        args, idx = step.args
+        assert list(idx) == [1, 2, 3, 4]  # the static trace is never touched
+        want = [t for o in options for t in _line(o, v)]
+        assert args["y"] == [list(t.y) for t in want]
+        assert args["name"] == [t.name for t in want]
+    # the figure starts at values[start]; only the first option is visible
+    assert list(fig.data[1].y) == [0, 1.0, 2.0]
+    assert [t.visible for t in fig.data[1:]] == [True, True, False, False]
+
+
+def test_buttons_switch_visibility_only_so_they_compose_with_the_slider():
+    fig = interactive.controlled_figure(_line, values=[1, 2], value_label="slope", options=["a", "b", "c"],
+                                        option_label="run")
+    menu, = fig.layout.updatemenus
+    assert [b.label for b in menu.buttons] == ["a", "b", "c"]
+    for i, b in enumerate(menu.buttons):
+        args, idx = b.args
+        assert set(args) == {"visible"}  # a button never resets the data the slider chose
+        assert args["visible"] == [k // 2 == i for k in range(6)]
+    for step in fig.layout.sliders[0].steps:
+        assert "visible" not in step.args[0]  # and the slider never changes which option shows
+    assert any(a.text == "run:" for a in fig.layout.annotations)
+
+
+def test_single_option_figure_has_a_slider_and_no_buttons():
+    fig = interactive.controlled_figure(lambda v: [go.Scatter(x=[0, 1], y=[0, v])], values=np.linspace(0, 1, 4),
+                                        value_label="v")
+    assert len(fig.layout.sliders[0].steps) == 4 and not fig.layout.updatemenus
+    assert fig.layout.sliders[0].steps[3].args[0]["y"] == [[0.0, 1.0]]
+
+
+def test_controlled_figure_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="values must hold at least 2"):
+        interactive.controlled_figure(_line, values=[1], value_label="v", options=["a", "b"])
+    with pytest.raises(ValueError, match="options must hold at least 2"):
+        interactive.controlled_figure(_line, values=[1, 2], value_label="v", options=["a"])
+    with pytest.raises(ValueError, match="start must be an index"):
+        interactive.controlled_figure(_line, values=[1, 2], value_label="v", options=["a", "b"], start=2)
+    with pytest.raises(ValueError, match="draw returned no traces"):
+        interactive.controlled_figure(lambda v: [], values=[1, 2], value_label="v")
+
+    def unstable(v):
+        return [go.Scatter(x=[v], y=[v])] if v < 2 else [go.Bar(x=[v], y=[v])]
+
+    with pytest.raises(ValueError, match="same traces for every value"):
+        interactive.controlled_figure(unstable, values=[1, 2], value_label="v")
+
+
+def test_sphere_surface_lies_on_the_unit_sphere():
+    s = interactive.sphere_surface(n=20)
+    r = np.sqrt(np.asarray(s.x) ** 2 + np.asarray(s.y) ** 2 + np.asarray(s.z) ** 2)
+    assert np.allclose(r, 1.0, atol=1e-6)
+    with pytest.raises(ValueError, match="opacity"):
+        interactive.sphere_surface(opacity=0)
+
+
+def test_the_book_serves_plotly_once_from_its_assets():
+    """The loader the book puts on every page fetches the one copy that fetch_assets.sh vendors."""
+    cfg = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]["config"]
+    assert "ncbook-plotly.js" in cfg["html_js_files"] and "book/_js" in cfg["html_static_path"]
+    assert "_assets" in cfg["html_static_path"]
+    loader = (ROOT / "book" / "_js" / "ncbook-plotly.js").read_text()
+    assert interactive.PLOTLY_ASSET in loader
+    script = (ROOT / "scripts" / "fetch_assets.sh").read_text()
+    assert '"$dest/plotly/plotly.min.js"' in script and interactive.PLOTLY_ASSET == "plotly/plotly.min.js"
