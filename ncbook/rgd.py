@@ -157,8 +157,8 @@ class StoppingTest:
     A run stops at the first iterate with :math:`\lVert\operatorname{grad} f\rVert \le \mathrm{gtol}\cdot s_g`
     or :math:`f - f^\star \le \mathrm{ftol}\cdot s_f`. Absolute tests have :math:`s_g = s_f = 1`; with
     ``relative=True``, :math:`s_g = f` (the test bounds :math:`\lVert\operatorname{grad}\log f\rVert`)
-    and :math:`s_f = f^\star` (a relative gap), which keeps their meaning when the loss is
-    exponentially small. A gap below ``-floor`` (round-off) means ``f_opt`` is not a lower bound:
+    or the given ``g_scale`` (e.g. :math:`f^\star \le f`, a stricter constant), and :math:`s_f = f^\star`
+    (a relative gap), which keeps their meaning when the loss is exponentially small. A gap below ``-floor`` (round-off) means ``f_opt`` is not a lower bound:
     :class:`ValueError`, never convergence.
 
     Attributes
@@ -177,11 +177,15 @@ class StoppingTest:
     f_opt: torch.Tensor | None = None
     relative: bool = False
     floor: object = 0.0
+    g_scale: object = None
 
     def prepare(self) -> None:
         """Precompute the thresholds that do not change during a run."""
         self.f_stop = None
         self.f_low = None
+        self.g_stop = None
+        if self.gtol is not None and (not self.relative or self.g_scale is not None):
+            self.g_stop = self.gtol * (1.0 if self.g_scale is None else self.g_scale)
         if self.f_opt is not None:
             self.f_low = self.f_opt - self.floor
             if self.ftol is not None:
@@ -190,8 +194,10 @@ class StoppingTest:
     def done(self, it: Iterate) -> torch.Tensor | None:
         """Bool tensor of the batch shape: which runs meet the test at ``it`` (None: no test is on)."""
         out = None
-        if self.gtol is not None:
-            out = it.gnorm <= (self.gtol * it.f.abs() if self.relative else self.gtol)
+        if self.g_stop is not None:
+            out = it.gnorm <= self.g_stop
+        elif self.gtol is not None:
+            out = it.gnorm <= self.gtol * it.f.abs()
         if self.f_stop is not None:
             out = it.f <= self.f_stop if out is None else out | (it.f <= self.f_stop)
         return out
@@ -199,11 +205,25 @@ class StoppingTest:
     def below_floor(self, it: Iterate, t: int) -> None:
         """Raise :class:`ValueError` if a gap is negative beyond round-off (``f_opt`` is no lower bound)."""
         if self.f_low is not None and bool((it.f < self.f_low).any()):
-            worst = float((it.f - self.f_opt).min())
-            raise ValueError(
-                f"f_opt is not a lower bound of the loss: at iteration {t} the gap f - f_opt is {worst:.3g}, "
-                f"beyond round-off ({float(torch.as_tensor(self.floor).max()):.2g}); check f_opt "
-                "(ufm.optimal_loss assumes balanced classes and d >= K-1)")
+            self.refuse(float((it.f - self.f_opt).min()), t)
+
+    def check_history(self, losses: np.ndarray) -> None:
+        """:meth:`below_floor` on a whole record ``(T+1, *batch)`` at once (NaN entries are skipped)."""
+        if self.f_low is None:
+            return
+        low = self.f_low.cpu().numpy()
+        with np.errstate(invalid="ignore"):
+            bad = np.argwhere(losses < low)
+        if len(bad):
+            t = int(bad[0][0])
+            self.refuse(float(np.nanmin(losses[t] - self.f_opt.cpu().numpy())), t)
+
+    def refuse(self, worst: float, t: int) -> None:
+        """The error for a negative gap ``worst`` at iteration ``t``."""
+        raise ValueError(
+            f"f_opt is not a lower bound of the loss: at iteration {t} the gap f - f_opt is {worst:.3g}, "
+            f"beyond round-off ({float(torch.as_tensor(self.floor).max()):.2g}); check f_opt "
+            "(ufm.optimal_loss assumes balanced classes and d >= K-1)")
 
 
 def run(
@@ -414,7 +434,8 @@ def rgd_stepper(fg, rule: stepsize.StepRule, start: Iterate, scales: tuple):
     def advance(it, active):
         def trial(a):
             # a step so long that |x - a s g|^2 overflows would leave zero or NaN rows: refuse it first
-            if not bool((a * it.gnorm < too_long).all()):
+            short = it.gnorm < too_long / a if not isinstance(a, torch.Tensor) else a * it.gnorm < too_long
+            if not bool(short.all() if short.ndim else short):
                 raise ValueError(f"the RGD step overflows: lr (or the step size its rule reached, "
                                  f"{float(torch.as_tensor(a).max()):.3g}) times the gradient norm is too large; "
                                  "use a smaller lr")
@@ -458,9 +479,13 @@ def iterate(advance, start: Iterate, *, steps: int, stop: StoppingTest, callback
     for t in range(steps + 1):
         # the test at iterate t (one host sync per step: the any/all of the active runs)
         done = stop.done(it)
-        if done is not None:
+        if done is None:
+            n_active = active.numel()
+        elif batched:
             active = active & ~done
-        n_active = int(active.sum())
+            n_active = int(active.sum())
+        else:  # a single run: no mask to keep, it just stops
+            n_active = 0 if bool(done) else 1
         if callback is not None and callback(t, it.x, it.f if batched else float(it.f),
                                              it.gnorm if batched else float(it.gnorm)):
             break
@@ -471,13 +496,10 @@ def iterate(advance, start: Iterate, *, steps: int, stop: StoppingTest, callback
         evals += k
         if partial:
             new = new.where(active, it)
-        # NaN must never pass silently (it also fails the comparison)
-        ok = torch.isfinite(new.f) & torch.isfinite(new.gnorm) if step_checked else \
-            (a * it.gnorm < too_long) & torch.isfinite(new.f)
-        if stop.f_low is not None:
-            ok = ok & (new.f >= stop.f_low)
-        if not bool(ok.all()):
-            stop.below_floor(new, t + 1)
+        # NaN or inf must never pass silently (a negative gap is checked on the record at the end)
+        ok = torch.isfinite(new.f + new.gnorm) if step_checked else \
+            (a * it.gnorm < too_long) & torch.isfinite(new.f + new.gnorm)
+        if not bool(ok.all() if batched else ok):
             raise ValueError(f"{rule} diverged at step {t + 1}: the step overflowed or the loss or gradient is no "
                              "longer finite; use a smaller lr (or a smaller tau, or a rule with a line search)")
         it = new
@@ -493,6 +515,7 @@ def iterate(advance, start: Iterate, *, steps: int, stop: StoppingTest, callback
     done = stop.done(it)
     converged = torch.zeros_like(active) if done is None else done
     loss = record_array(losses, (1,) + bshape, bshape, it.f.dtype)
+    stop.check_history(loss)
     # a run's steps: its recorded (non-NaN) iterates after the start
     iters = (~np.isnan(loss)).sum(0) - 1 if batched else len(losses) - 1
 

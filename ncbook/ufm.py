@@ -210,8 +210,7 @@ def fused_objective(y, K, tau, dtype, *, riemannian=True):
             E = torch.exp((X - xy) * tz).masked_fill_(Ymask, 0.0)  # e^{D_ij}, j != y_i
             s = E.sum(-1, keepdim=True)
             f = torch.log1p(s).mean((-2, -1))
-            r = tn / (1 + s)
-            G = torch.addcmul(E * r, Y, s * r, value=-1)  # (tau/N)(P - Y)
+            G = torch.addcmul(E, Y, s, value=-1).mul_(tn / (1 + s))  # (tau/N)(P - Y)
         else:
             rows, PY = cross_entropy_rows(X * tz, Ymask)
             f = rows.mean(-1)
