@@ -158,13 +158,15 @@ class StoppingTest:
     or :math:`f - f^\star \le \mathrm{ftol}\cdot s_f`. Absolute tests have :math:`s_g = s_f = 1`; with
     ``relative=True``, :math:`s_g = f` (the test bounds :math:`\lVert\operatorname{grad}\log f\rVert`)
     or the given ``g_scale`` (e.g. :math:`f^\star \le f`, a stricter constant), and :math:`s_f = f^\star`
-    (a relative gap), which keeps their meaning when the loss is exponentially small. A gap below ``-floor`` (round-off) means ``f_opt`` is not a lower bound:
-    :class:`ValueError`, never convergence.
+    (a relative gap), which keeps their meaning when the loss is exponentially small. A gap below
+    ``-floor`` (round-off) means ``f_opt`` is not a lower bound: :class:`ValueError`, never convergence.
 
     Attributes
     ----------
     gtol, ftol : float or None
         Tolerances (None: that test is off; ``ftol`` needs ``f_opt``).
+    g_scale : Tensor or None
+        With ``relative=True``, a constant scale of the gradient test instead of :math:`f`.
     f_opt : Tensor or None
         Known optimal value, of the batch shape.
     relative : bool
