@@ -79,6 +79,15 @@ class SolveResult:
         Wall time of the optimization loop (the whole batch for a batch).
     K, d, n, tau, seed, optimal
         The problem and its closed-form optimal value (None when ``d < K-1``).
+    tol : float or tuple
+        The relative tolerance used (``tol`` raised to the round-off of the loss).
+    nc1, nc2, nc3 : float or ndarray
+        Neural-collapse metrics of the final point (:mod:`ncbook.metrics`).
+    etf_angle : float, ndarray or None
+        Largest angle (radians) between a classifier and its row of the nearest simplex ETF
+        (:func:`ncbook.etf.angle_to_simplex_etf`); None (NaN in a batch) when ``d < K-1``.
+    reason : str or tuple of str
+        ``"converged: ..."`` or why the run is not called converged.
     """
 
     W: torch.Tensor
@@ -150,30 +159,37 @@ def solve(K: int, d: int, n: int, tau, *, method: str = "auto", steps: int | Non
     tau : float or sequence of float
         Inverse temperature(s) > 0. A sequence makes a batch.
     method : str
-        One of :data:`METHODS`. Default ``lr`` per method: ``"rgd"``, ``"rgd-bb"``,
-        ``"rgd-armijo"``, ``"geoopt-sgd"``: 1.0 (the BB and Armijo rules adapt it);
-        ``"geoopt-adam"``: 0.01.
+        ``"auto"`` (default) or one of :data:`METHODS`. ``"auto"`` picks ``"rgd"`` (the fixed step)
+        when ``lr`` is given, else ``"rgd-logbb"``, which reaches the simplex ETF at any ``tau``.
+        Default ``lr`` per method: 1.0, except ``"geoopt-adam"``: 0.01 (the BB and Armijo rules adapt it).
     steps : int, optional
         Maximum number of steps. Default per method: 100000 for ``"rgd"`` and ``"geoopt-sgd"``,
-        50000 for ``"rgd-armijo"``, 20000 for ``"rgd-bb"`` and ``"geoopt-adam"``.
+        50000 for ``"rgd-armijo"``, 20000 for the others.
     lr : float, optional
         Base step size (see ``method``).
     tol : float
-        Stop when the Riemannian gradient norm or the gap ``loss - optimal_loss`` is ``<= tol``
-        (the gap only when ``d >= K-1``).
+        Relative tolerance: stop when the gap is ``f - f* <= tol * f*`` or the Riemannian gradient
+        norm is ``<= tol * f*`` (``tol * f`` when ``d < K-1``, where no closed form exists). Both keep
+        their meaning when the loss is exponentially small (large ``tau``). ``tol`` is raised to the
+        round-off of the loss, about ``64 (1 + tau) eps`` (so about 1e-5 in float32); the value used
+        is ``SolveResult.tol``.
     seed : int or sequence of int
-        Seed(s) of the random start. A sequence makes a batch.
+        Seed(s) of the random start (``0 <= seed < 2**64``). A sequence makes a batch.
     dtype : torch.float32 or torch.float64
     device : str or torch.device
         ``"cpu"``, ``"cuda"`` or ``"auto"``.
     stop_on : {"either", "grad", "gap"}
         Which test ``tol`` applies to. ``"grad"`` runs on past the point where the gap hits the
-        round-off floor (about 1e-16), which is what an exact ETF to many digits needs: the
-        distance to the minimizers is of order the gradient norm but only the square root of the gap.
+        round-off floor, which is what an exact ETF to many digits needs: the distance to the
+        minimizers is of order the gradient norm but only the square root of the gap.
 
     Returns
     -------
     SolveResult
+        ``converged`` is True only when the stopping test was met **and**, for ``d >= K-1``, the
+        point is what the theory says the minimizers are: NC1, NC2, NC3 and the angle to the
+        nearest simplex ETF all at most :data:`GEOMETRY_TOL` (1e-4 in float64). ``reason`` says why
+        not otherwise. A gap below ``-64 (1 + tau) eps f*`` is impossible and raises ValueError.
 
     Notes
     -----
@@ -186,6 +202,12 @@ def solve(K: int, d: int, n: int, tau, *, method: str = "auto", steps: int | Non
     steps of size about ``lr`` however small the gradient, so with a constant ``lr`` it only reaches
     a gap of about 1e-8 to 1e-10; use it with a looser ``tol``. ``"geoopt-sgd"`` equals ``"rgd"``
     step for step (to round-off).
+    At large ``tau`` the loss is exponentially small (:math:`f^\star \approx (K-1)e^{-\tau K/(K-1)}`)
+    and its curvature with it, so the BB step on :math:`f` would have to grow like
+    :math:`1/(\tau^2 f)`; it is clipped at ``lr_max`` and ``"rgd-bb"`` stalls far from the ETF (at
+    ``K, d, n, tau = 10, 16, 5, 50`` it ends near NC2 = 0.5). ``"rgd-logbb"`` runs the same rule on
+    :math:`\log f`, whose curvature does not shrink with :math:`f`: tens of iterations to NC2 below
+    1e-6 up to ``tau = 100`` (``benchmarks/README.md``).
 
     A batch: when ``seed`` and/or ``tau`` is a sequence, the runs are stacked on a leading axis
     (``W`` of shape ``(B, K, d)``) and optimized together in one vectorized loop; two sequences are
