@@ -446,8 +446,8 @@ def _runtime_settings(s: dict, opts: StudyOptions) -> torch.device:
     dev = config.default_device(opts.device)
     on_gpu = dev.type == "cuda"
     threads = opts.threads if opts.threads is not None else (1 if dev.type == "cpu" else 0)  # see TrainConfig
-    s["train"].update(device=str(dev), progress=bool(opts.progress), channels_last=on_gpu and s["model"] != "mlp",
-                      compile=bool(opts.compile) and on_gpu, num_threads=int(threads))
+    s["train"].update(device=str(dev), progress=opts.progress, channels_last=on_gpu and s["model"] != "mlp",
+                      compile=bool(opts.compile) and on_gpu, num_threads=threads)
     if on_gpu:
         torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
     return dev
