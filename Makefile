@@ -1,32 +1,48 @@
 # Two entry points (see README): `make book` sets up and builds the book; `make test` runs every test.
+# `make check` is the quick tier: ruff, the unit and property tests and the doctests (no notebook,
+# no book build, no browser). Both test targets derandomize hypothesis (profile `ci`, tests/conftest.py).
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-$(shell cat constraints.txt pyproject.toml | cksum | cut -d' ' -f1)
 ASSETS  := _assets/.fetched-v3
+EXTRAS  := widgets,data,book,course,dev
+COV     := --cov=ncbook --cov-report=term:skip-covered
 export NCBOOK_FAST ?= 1
+export HYPOTHESIS_PROFILE ?= ci
 
-.PHONY: book test setup notebooks lint clean
+.PHONY: book test check setup browser notebooks lint clean
 
 book: setup
-	$(BIN)/jupyter-book build . -W -n --keep-going
+	$(BIN)/python scripts/build_book.py
 	@echo "Book built: open _build/html/index.html"
 
-test: setup
+test: setup browser
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(COV)
+
+check: setup
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -m "not slow and not browser" $(COV)
 
 setup: $(STAMP) $(ASSETS)
 
+# The one list of dependencies is pyproject.toml (its extras); constraints.txt pins their versions.
 $(STAMP): constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[widgets,data,book,course,dev]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[$(EXTRAS)]"
 	rm -f $(VENV)/.installed-* && touch $@
 
+# npm fetches the vendored MathJax and widget assets; as root it is installed from Debian if missing.
 $(ASSETS): scripts/fetch_assets.sh
+	bash scripts/require.sh npm npm
 	bash scripts/fetch_assets.sh
 
-# Regenerate each chapter's .ipynb twin (no outputs) from its MyST .md source.
+# The browser tests drive Debian's chromium (or $NCBOOK_CHROMIUM); as root it is installed if missing.
+browser:
+	@test -n "$$NCBOOK_CHROMIUM" || bash scripts/require.sh chromium chromium chromium-browser
+
+# Regenerate each chapter's setup cell and its .ipynb twin (no outputs; Colab runtime) from its MyST .md source.
 notebooks: setup
 	$(BIN)/python scripts/sync_notebooks.py
 

@@ -4,10 +4,24 @@ Kept minimal on purpose (several modules' tests share it). The root ``conftest.p
 every test in FAST mode with the Agg backend; the same defaults are repeated here so that
 ``pytest tests/...`` run from another directory behaves the same. No global default dtype is set:
 tests that need float64 ask for it explicitly.
+
+Hypothesis runs under the ``ci`` profile unless ``HYPOTHESIS_PROFILE`` names another: derandomized
+(the same examples on every run and machine) with no example database, so a run cannot fail by
+luck or pass because of a file left by an earlier one. ``HYPOTHESIS_PROFILE=explore`` draws fresh
+random examples (and more of them) to hunt for new failures.
+
+``book_build`` builds the book once per test session (``scripts/build_book.py``, which reuses the
+execution cache of an earlier ``make book``); every test of the built site or of the executed
+chapters shares that one build.
 """
 
 import os
 import random
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
 
 os.environ["NCBOOK_FAST"] = "1"  # tests always run small
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -15,6 +29,31 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True)
+settings.register_profile("explore", max_examples=500, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@dataclass(frozen=True)
+class BookBuild:
+    """One run of ``scripts/build_book.py``: its exit status, its log and how long it took."""
+
+    returncode: int
+    log: str
+    seconds: float
+
+
+@pytest.fixture(scope="session")
+def book_build() -> BookBuild:
+    """Build the book once per session (FAST mode, warnings as errors, cached execution)."""
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_book.py")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=3600)
+    return BookBuild(proc.returncode, proc.stdout + proc.stderr, time.perf_counter() - t0)
 
 
 @pytest.fixture(autouse=True)

@@ -120,6 +120,7 @@ def test_cli_fast_collapse_prints_the_comparison(capsys):
     assert "NC1: normalized below regularized at" in out and "wall time" in out
 
 
+@pytest.mark.slow  # starts a Python subprocess: make test only, not make check
 def test_cli_module_entry_point(tmp_path):
     # the `python -m` wiring (a full run in a subprocess would mostly measure import time)
     proc = subprocess.run([sys.executable, "-m", "ncbook.experiments", "--help"], capture_output=True, text=True,

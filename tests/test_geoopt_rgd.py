@@ -116,6 +116,7 @@ def test_geoopt_run_equals_rgd_run_fixed():
             torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
 
 
+@pytest.mark.slow  # seconds of geoopt runs: make test only, not make check
 def test_geoopt_run_stops_on_gradient_or_gap_and_adam_descends():
     W, H, y, tau = ufm_problem(K=3, d=4, n=2, tau=2.0, seed=6)
     egrad_fn = lambda p: (ufm.loss(*p, y, tau), ufm.egrad(*p, y, tau))  # noqa: E731
@@ -166,6 +167,7 @@ def test_optimizer_state_dict_round_trip(name, extra):
         torch.testing.assert_close(c.detach(), a.detach(), rtol=0, atol=tol)
 
 
+@pytest.mark.slow  # seconds of geoopt runs: make test only, not make check
 @pytest.mark.parametrize("optimizer", geoopt_rgd.OPTIMIZERS)
 def test_batched_geoopt_run_equals_runs_one_by_one(optimizer):
     probs = [ufm_problem(K=3, d=4, n=2, tau=t, seed=s) for s, t in [(0, 1.0), (1, 2.0)]]

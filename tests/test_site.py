@@ -30,15 +30,14 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def build_log() -> str:
-    """Run the README's build (``jupyter-book build . -W -n --keep-going``) once; return its log."""
-    env = dict(os.environ, NCBOOK_FAST="1")
-    env.pop("MPLBACKEND", None)  # kernels must use the inline backend, or figures never reach the page
-    jb = Path(sys.executable).with_name("jupyter-book")
-    proc = subprocess.run([str(jb), "build", ".", "-W", "-n", "--keep-going"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=3600)
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, f"book build failed (exit {proc.returncode}):\n{log[-8000:]}"
+def build_log(book_build) -> str:
+    """The log of the README's build (``jupyter-book build . -W -n --keep-going``), run once per session.
+
+    ``book_build`` (``conftest.py``) runs it through ``scripts/build_book.py``, which reuses the
+    execution cache of an earlier ``make book`` unless ``ncbook`` or the configuration changed.
+    """
+    log = book_build.log
+    assert book_build.returncode == 0, f"book build failed (exit {book_build.returncode}):\n{log[-8000:]}"
     return log
 
 
