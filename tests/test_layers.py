@@ -20,8 +20,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "ncbook"
 CORE = {"sphere", "etf", "ufm", "rgd", "geoopt_rgd", "landscape", "diagnostics", "metrics", "_checks", "config",
-        "solve"}
-PRESENTATION = {"plotting", "widgets", "course", "interactive"}
+        "solve", "stepsize"}
+PRESENTATION = {"plotting", "widgets", "course", "interactive", "landscape_plots"}
 CORE_MAY_IMPORT = {"torch", "numpy", "geoopt"}
 MODULES = sorted(p.stem for p in PKG.glob("*.py") if p.stem != "__init__")
 
