@@ -131,7 +131,7 @@ def make_optimizer(params: Sequence[torch.nn.Parameter], name: str = "sgd", *, l
 
 
 def load_optimizer_state(optimizer: torch.optim.Optimizer, state_dict: dict) -> torch.optim.Optimizer:
-    """``optimizer.load_state_dict(state_dict)``, keeping geoopt's step counters exact.
+    r"""``optimizer.load_state_dict(state_dict)``, keeping geoopt's step counters exact.
 
     ``torch.optim.Optimizer.load_state_dict`` turns every per-parameter ``"step"`` entry into a
     float32 tensor (torch's own Adam keeps it that way). ``geoopt.optim.RiemannianAdam`` stores an

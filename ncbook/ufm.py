@@ -387,15 +387,13 @@ def _fast_loss_and_rgrad(y, K, tau, dtype, *, riemannian=True):
     ``fg((W, H)) -> (loss, (grad_W, grad_H))``, Riemannian gradients by default, Euclidean ones with
     ``riemannian=False``.
 
-    Two facts save work. (1) The rows are unit vectors, so the cosines :math:`X = H W^	op` lie in
-    ``[-1, 1]`` and the logits :math:`	au X` in ``[-tau, tau]``: shifting them by ``tau`` keeps
+    Two facts save work. (1) The rows are unit vectors, so the cosines :math:`X = H W^\top` lie in
+    ``[-1, 1]`` and the logits :math:`\tau X` in ``[-tau, tau]``: shifting them by ``tau`` keeps
     ``exp`` from overflowing without a row max (for huge ``tau`` we fall back to the row max).
     (2) The radial parts that the tangent projection removes are already in :math:`G \circ X`, with
-    :math:`G = rac{	au}{N}(P - Y)`:
-    :math:`w_k^	op (
-abla_W f)_k = \sum_i G_{ik} X_{ik}` and
-    :math:`h_i^	op (
-abla_H f)_i = \sum_k G_{ik} X_{ik}`.
+    :math:`G = \frac{\tau}{N}(P - Y)`:
+    :math:`w_k^\top (\nabla_W f)_k = \sum_i G_{ik} X_{ik}` and
+    :math:`h_i^\top (\nabla_H f)_i = \sum_k G_{ik} X_{ik}`.
     """
     N = y.shape[0]
     Y = torch.nn.functional.one_hot(y, K).to(dtype)  # (N, K)

@@ -95,3 +95,17 @@ def test_ci_runs_the_readme_test_command():
     assert block == ["make", "book", "make", "test"], "README's two commands"
     ci = [ln for ln in (ROOT / ".ci" / "run").read_text().splitlines() if ln.strip() and not ln.startswith("#")]
     assert ci[-1] == "make test", "CI runs the README's test command, and nothing after it"
+
+
+def test_docstrings_hold_no_control_characters():
+    """A TeX macro in a non-raw docstring turns into a control character: ``"\\tau"`` is TAB + "au"."""
+    import ast
+
+    bad = []
+    for path in sorted((ROOT / "ncbook").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+                doc = ast.get_docstring(node, clean=False) or ""
+                if re.search(r"[\x00-\x08\x0b-\x1f\x7f]", doc) or "\t" in doc:
+                    bad.append(f"{path.relative_to(ROOT)}:{getattr(node, 'name', '<module>')}")
+    assert not bad, f"docstrings with control characters (write them as r-strings): {bad}"
