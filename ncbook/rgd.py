@@ -65,7 +65,7 @@ RULES = ("fixed", "armijo", "bb")
 
 @dataclass
 class History:
-    """What :func:`run` returns: the final point and one record per iterate.
+    r"""What :func:`run` returns: the final point and one record per iterate.
 
     For a batch of ``B`` runs the records have a trailing run axis, shape ``(T+1, B)``; after a run
     stops, its entries are NaN.
@@ -77,9 +77,9 @@ class History:
     loss : ndarray ``(T+1,)`` or ``(T+1, B)``
         :math:`f(x_t)` for ``t = 0..T`` (``T`` = iterations done).
     grad_norm : ndarray ``(T+1,)`` or ``(T+1, B)``
-        :math:`\\lVert \\operatorname{grad} f(x_t) \\rVert` (product metric, all blocks together).
+        :math:`\lVert \operatorname{grad} f(x_t) \rVert` (product metric, all blocks together).
     step_size : ndarray ``(T,)`` or ``(T, B)``
-        The base step :math:`\\alpha_t` accepted at iteration ``t`` (block ``i`` moved by ``alpha * s_i``).
+        The base step :math:`\alpha_t` accepted at iteration ``t`` (block ``i`` moved by ``alpha * s_i``).
     time : ndarray ``(T+1,)``
         Seconds since the start of :func:`run` when iterate ``t`` was evaluated.
     iterations : int or ndarray ``(B,)``
