@@ -42,7 +42,7 @@ $(ASSETS): scripts/fetch_assets.sh
 browser:
 	@test -n "$$NCBOOK_CHROMIUM" || bash scripts/require.sh chromium chromium chromium-browser
 
-# Regenerate each chapter's .ipynb twin (no outputs) from its MyST .md source.
+# Regenerate each chapter's setup cell and its .ipynb twin (no outputs; Colab runtime) from its MyST .md source.
 notebooks: setup
 	$(BIN)/python scripts/sync_notebooks.py
 

@@ -4,7 +4,7 @@ The four studies (name: what it compares; the paper setting used with ``preset="
 
 * ``fast-collapse``: normalized vs regularized arm, NC metrics over epochs; CIFAR-100, 30 per class, ResNet18.
 * ``generalization``: the same with test-set metrics; CIFAR-100 (all), ResNet18.
-* ``temperature``: the normalized arm for several temperatures :math:`\tau`; CIFAR-10 (all), ResNet18.
+* ``temperature``: the normalized arm for several inverse temperatures :math:`\tau`; CIFAR-10 (all), ResNet18.
 * ``width``: the normalized arm with random labels, several widths; CIFAR-10, 200 per class, ResNet18VW.
 
 Each function returns an :class:`ExperimentResult` holding the per-epoch history of every run
@@ -70,7 +70,8 @@ __all__ = [
 EXPERIMENTS = ("fast-collapse", "generalization", "temperature", "width")
 PRESETS = ("offline", "paper")
 
-# The paper's optimization settings (paper-digest section 5.2): TrainConfig's defaults, defined there once.
+# The released code's optimization settings (train.py defaults and experiments/*.sh of
+# cjyaras/normalized-neural-collapse at 286f669): TrainConfig's defaults, defined there once.
 _PAPER_TRAIN = {k: getattr(train.TrainConfig(), k) for k in ("batch_size", "lr", "momentum", "lr_decay",
                                                              "lr_decay_period", "weight_decay", "eval_every", "seed")}
 
@@ -445,8 +446,8 @@ def _runtime_settings(s: dict, opts: StudyOptions) -> torch.device:
     dev = config.default_device(opts.device)
     on_gpu = dev.type == "cuda"
     threads = opts.threads if opts.threads is not None else (1 if dev.type == "cpu" else 0)  # see TrainConfig
-    s["train"].update(device=str(dev), progress=bool(opts.progress), channels_last=on_gpu and s["model"] != "mlp",
-                      compile=bool(opts.compile) and on_gpu, num_threads=int(threads))
+    s["train"].update(device=str(dev), progress=opts.progress, channels_last=on_gpu and s["model"] != "mlp",
+                      compile=bool(opts.compile) and on_gpu, num_threads=threads)
     if on_gpu:
         torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
     return dev
@@ -560,23 +561,23 @@ fast_collapse = _study_function("fast-collapse", """Normalized vs regularized ar
 
     Which arm collapses faster.
 
-    The paper's ``fastcollapse.sh`` (CIFAR-100, first 30 images per class, ResNet18, 100 epochs,
+    The released code's ``experiments/fastcollapse.sh`` (CIFAR-100, first 30 images per class, ResNet18, 100 epochs,
     tau = 1). Compare with ``result.compare("nc1")``.
 """)
 generalization = _study_function("generalization", """Normalized vs regularized arm on the whole training set.
 
     With test-set metrics.
 
-    The paper's ``generalize.sh`` (CIFAR-100, ResNet18, 100 epochs). Test metrics are in
+    The released code's ``experiments/generalize.sh`` (CIFAR-100, ResNet18, 100 epochs). Test metrics are in
     ``result.runs[label]["test_acc"]``, ``["test_nc1"]``, ...
 """)
 temperature = _study_function("temperature", """The normalized arm for several values of the inverse temperature tau.
 
-    The paper's ``temperature.sh`` (CIFAR-10, ResNet18, tau in {0.001, ..., 100}, 200 epochs).
+    The released code's ``experiments/temperature.sh`` (CIFAR-10, ResNet18, tau in {0.001, ..., 100}, 200 epochs).
 """)
 width = _study_function("width", """The normalized arm with random labels, for several network widths.
 
-    The paper's ``width.sh`` (CIFAR-10, 200 per class, random labels, ResNet18 with channels
+    The released code's ``experiments/width.sh`` (CIFAR-10, 200 per class, random labels, ResNet18 with channels
     k, 2k, 4k, 8k for k in {4, 8, 16, 32, 64}, 200 epochs). Random labels are applied to the
     training set only (the paper's code relabelled the test set too). Offline: an MLP with three
     hidden layers of width k.

@@ -21,7 +21,10 @@ the projected Euclidean Hessian-vector product plus the curvature term
 For small problems :func:`hessian_matrix` writes the Hessian as a dense symmetric ``(D, D)`` matrix
 in an orthonormal basis of the tangent space; :func:`hessian_spectrum` and
 :func:`negative_curvature_direction` read it. Three explicit critical points are provided:
-the ETF minimizer (global minimum), the fully collapsed point and the anti-aligned ETF (strict saddles).
+the ETF minimizer (global minimum), the fully collapsed point and the anti-aligned ETF (strict saddles),
+with their spectra in closed or reduced form (:func:`collapsed_spectrum`, :func:`etf_minimizer_spectrum`,
+:func:`anti_aligned_spectrum`). :func:`newton_critical_point` and :func:`census` search for critical
+points of every index and sort them into classes up to the symmetries of the problem.
 
 Introduced in: chapter 06 (the landscape: critical points, Hessians, strict saddles).
 """
@@ -65,6 +68,11 @@ __all__ = [
     "anti_aligned_etf",
     "rotation_direction",
     "classify_critical_point",
+    "etf_minimizer_spectrum",
+    "anti_aligned_spectrum",
+    "newton_critical_point",
+    "CensusEntry",
+    "census",
 ]
 
 #: Largest tangent dimension ``D = (d-1)(K+N)`` for which :func:`hessian_matrix` builds a dense matrix
@@ -441,6 +449,14 @@ def rotation_direction(W: torch.Tensor, H: torch.Tensor, S: torch.Tensor):
     return W @ S, H @ S
 
 
+
+# ---------------------------------------------------------------------------------------------
+# classification
+# ---------------------------------------------------------------------------------------------
+
+LABELS = ("not critical", "global minimizer", "second-order critical", "strict saddle")
+
+
 @dataclass(frozen=True)
 class CriticalPointReport:
     r"""What :func:`classify_critical_point` found.
@@ -448,16 +464,19 @@ class CriticalPointReport:
     ``label`` is one of
 
     * ``"not critical"``: the Riemannian gradient is not zero;
-    * ``"minimizer"``: gradient zero, Hessian PSD, i.e. a second-order critical point. When
-      :math:`d \ge K` the landscape theorem (chapter 06) makes it a global minimizer; for smaller
-      :math:`d` degenerate points exist where the loss still decreases at fourth order (chapter 06
-      shows one at K = 3, d = 2), so the label only certifies second-order criticality;
+    * ``"global minimizer"``: gradient zero, Hessian PSD and the loss equal to the optimal value
+      :func:`ncbook.ufm.optimal_loss` (balanced labels, ``d >= K-1``) to ``loss_tol``: minimality
+      is *certified* by the value, since no point has a smaller loss;
+    * ``"second-order critical"``: gradient zero and Hessian PSD, with no certificate of
+      minimality. Such a point need not be a local minimum: chapter 06 shows ones at ``d = 2``
+      where the loss decreases at fourth order;
     * ``"strict saddle"``: gradient zero and a negative Hessian eigenvalue (the sense of the landscape
       theorem and of saddle-avoidance results: a direction of negative curvature). This includes
       local maximizers; :attr:`is_local_maximizer` tells them apart.
 
-    Zero eigenvalues are not examined further; at the UFM's critical points they come from the
-    rotation symmetry :math:`X \mapsto XQ`, along which the loss is constant.
+    ``gap`` is the smallest :math:`|\lambda|` among the eigenvalues counted as nonzero, and
+    ``zero_max`` the largest among those counted as zero: the counts are trustworthy when
+    ``zero_max`` is at round-off and ``gap`` is far above it.
     """
 
     label: str
@@ -468,6 +487,8 @@ class CriticalPointReport:
     n_negative: int
     n_zero: int
     n_positive: int
+    gap: float
+    zero_max: float
     eigenvalues: torch.Tensor = field(repr=False)
 
     @property
@@ -476,29 +497,304 @@ class CriticalPointReport:
         return self.label == "strict saddle" and self.n_positive == 0
 
 
+def _check_tol(name, v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+    return float(v)
+
+
+def _optimal_value(W, y, tau):
+    """``f*`` when it is known to be the minimum (balanced labels, ``d >= K-1``), else ``None``."""
+    K, d = W.shape
+    counts = torch.bincount(y, minlength=K)
+    if d < K - 1 or bool((counts != counts[0]).any()):
+        return None
+    return ufm.optimal_loss(K, tau)
+
+
 def classify_critical_point(W, H, y, tau, *, grad_tol: float = 1e-8, eig_tol: float = 1e-8,
-                            max_dim: int = MAX_DENSE_DIM) -> CriticalPointReport:
-    r"""Classify a UFM point from its Riemannian gradient norm and Hessian spectrum.
+                            loss_tol: float = 1e-9, max_dim: int = MAX_DENSE_DIM) -> CriticalPointReport:
+    r"""Classify a UFM point from its Riemannian gradient norm, Hessian spectrum and loss.
 
     The point is critical when :math:`\lVert \operatorname{grad} f\rVert \le` ``grad_tol``.
     Eigenvalues with :math:`|\lambda| \le` ``eig_tol`` :math:`\cdot \max(1, \max|\lambda|)` count as zero.
-    The spectrum is computed even when the point is not critical (for plotting).
+    A critical point with PSD Hessian is labelled ``"global minimizer"`` only when
+    :math:`|f - f^\star| \le` ``loss_tol`` with :math:`f^\star` from :func:`ncbook.ufm.optimal_loss`
+    (balanced labels and ``d >= K-1``, where :math:`f^\star` is the minimum); otherwise
+    ``"second-order critical"``. The spectrum is computed even when the point is not critical.
     """
-    for name, v in (("grad_tol", grad_tol), ("eig_tol", eig_tol)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-            raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+    grad_tol, eig_tol = _check_tol("grad_tol", grad_tol), _check_tol("eig_tol", eig_tol)
+    loss_tol = _check_tol("loss_tol", loss_tol)
     W, H, y, tau = ufm.check_problem(W, H, y, tau)
     gW, gH = ufm.rgrad(W, H, y, tau)
     gnorm = float(torch.sqrt((gW * gW).sum() + (gH * gH).sum()))
     evals = hessian_spectrum(W, H, y, tau, max_dim=max_dim)
     thr = eig_tol * max(1.0, float(evals.abs().max()))
+    nonzero = evals.abs() > thr
     n_neg, n_pos = int((evals < -thr).sum()), int((evals > thr).sum())
+    f = float(ufm.loss(W, H, y, tau))
+    f_star = _optimal_value(W, y, tau)
     if gnorm > grad_tol:
         label = "not critical"
-    elif n_neg == 0:
-        label = "minimizer"
-    else:
+    elif n_neg > 0:
         label = "strict saddle"
-    return CriticalPointReport(label=label, grad_norm=gnorm, loss=float(ufm.loss(W, H, y, tau)),
-                               min_eig=float(evals[0]), max_eig=float(evals[-1]), n_negative=n_neg,
-                               n_zero=evals.numel() - n_neg - n_pos, n_positive=n_pos, eigenvalues=evals)
+    elif f_star is not None and abs(f - f_star) <= loss_tol:
+        label = "global minimizer"
+    else:
+        label = "second-order critical"
+    absval = evals.abs()
+    gap = float(absval[nonzero].min()) if bool(nonzero.any()) else 0.0
+    zero_max = float(absval[~nonzero].max()) if bool((~nonzero).any()) else 0.0
+    return CriticalPointReport(label=label, grad_norm=gnorm, loss=f, min_eig=float(evals[0]),
+                               max_eig=float(evals[-1]), n_negative=n_neg,
+                               n_zero=evals.numel() - n_neg - n_pos, n_positive=n_pos, gap=gap,
+                               zero_max=zero_max, eigenvalues=evals)
+
+
+# ---------------------------------------------------------------------------------------------
+# spectra at the two symmetric ETF configurations
+# ---------------------------------------------------------------------------------------------
+
+def _etf_spectrum(K, d, n, tau, sign, dtype):
+    r"""Spectrum at ``h_{k,i} = sign * w_k`` (W a simplex ETF), by the block reduction of chapter 06.
+
+    Three invariant blocks:
+
+    * out of the span :math:`S` of the ETF (``d-K+1`` copies): the matrix
+      :math:`M = \begin{pmatrix} s\alpha I & G^\top \\ G & s\beta I\end{pmatrix}` with
+      :math:`\alpha = \tau r`, :math:`\beta = \tau r/n`, :math:`s = \mathrm{sign}` and
+      :math:`\sigma(G)^2 = \alpha\beta`, so its eigenvalues are :math:`0` and :math:`s(\alpha+\beta)`
+      (``K-1`` times each), :math:`s\alpha` (once), :math:`s\beta` (``N-K+1`` times);
+    * within-class deviations inside :math:`S`: :math:`\frac{\tau r}{n}(\frac{\tau}{K-1} + s)`,
+      ``K(n-1)(K-2)`` times;
+    * tied features inside :math:`S`: the Hessian of the same point with ``n = 1`` and ``d = K-1``,
+      rescaled by the metric weight ``n`` of a tied class (``2K(K-2)`` eigenvalues, computed densely).
+
+    Here :math:`r` is the softmax probability of one *other* class at the point.
+    """
+    K = check_positive_int(K, "K", minimum=2)
+    d = check_positive_int(d, "d", minimum=2)
+    n = check_positive_int(n, "n")
+    tau = check_tau(tau)
+    check_float_dtype(dtype)
+    check_dim(d, K)
+    # logits: sign*tau for the own class, -sign*tau/(K-1) for the others
+    z = torch.tensor([sign * tau] + [-sign * tau / (K - 1)] * (K - 1), dtype=torch.float64)
+    r = float(torch.softmax(z, 0)[1])
+    s = float(sign)  # the multipliers are -s*tau*r and -s*tau*r/n
+    alpha, beta = tau * r, tau * r / n
+    N = n * K
+    out = [0.0] * (K - 1) + [s * (alpha + beta)] * (K - 1) + [s * alpha] + [s * beta] * (N - K + 1)
+    parts = [torch.tensor(out * (d - K + 1), dtype=torch.float64)]
+    if K > 2:
+        dev = tau * r / n * (tau / (K - 1) + s)
+        parts.append(torch.full((K * (n - 1) * (K - 2),), dev, dtype=torch.float64))
+        maker = etf_minimizer if sign > 0 else anti_aligned_etf
+        if K - 1 >= 2:
+            W1, H1, y1 = maker(K, K - 1, 1)
+            M1 = hessian_matrix(W1, H1, y1, tau)
+            m = K * (K - 2)  # the W coordinates come first in hessian_matrix
+            scale = torch.ones(2 * m, dtype=torch.float64)
+            scale[m:] = 1.0 / math.sqrt(n)
+            parts.append(torch.linalg.eigvalsh(scale[:, None] * M1 * scale[None, :]))
+    return torch.sort(torch.cat(parts)).values.to(dtype)
+
+
+def etf_minimizer_spectrum(K: int, d: int, n: int, tau: float, *, dtype=torch.float64) -> torch.Tensor:
+    r"""Hessian spectrum at the ETF minimizer (:func:`etf_minimizer`), ascending, by block reduction.
+
+    With :math:`r = e^{-\tau/(K-1)} / (e^{\tau} + (K-1)e^{-\tau/(K-1)})` (the probability of a wrong
+    class), the eigenvalues are, in closed form, :math:`0` and :math:`\tau r (1 + 1/n)`
+    (each ``(K-1)(d-K+1)`` times), :math:`\tau r` (``d-K+1`` times), :math:`\tau r/n`
+    (``(N-K+1)(d-K+1)`` times) and :math:`\frac{\tau r}{n}(\frac{\tau}{K-1} + 1)` (``K(n-1)(K-2)``
+    times); the remaining ``2K(K-2)`` are those of the ``n = 1``, ``d = K-1`` Hessian with the feature
+    coordinates scaled by :math:`n^{-1/2}` (none for ``K = 2``). Derivation: chapter 06.
+    """
+    return _etf_spectrum(K, d, n, tau, +1, dtype)
+
+
+def anti_aligned_spectrum(K: int, d: int, n: int, tau: float, *, dtype=torch.float64) -> torch.Tensor:
+    r"""Hessian spectrum at the anti-aligned ETF (:func:`anti_aligned_etf`), ascending, by block reduction.
+
+    With :math:`r = e^{\tau/(K-1)} / (e^{-\tau} + (K-1)e^{\tau/(K-1)})` (the probability of one
+    other class), the eigenvalues are, in closed form, :math:`0` and :math:`-\tau r (1 + 1/n)` (each
+    ``(K-1)(d-K+1)`` times), :math:`-\tau r` (``d-K+1`` times), :math:`-\tau r/n`
+    (``(N-K+1)(d-K+1)`` times) and :math:`\frac{\tau r}{n}(\frac{\tau}{K-1} - 1)` (``K(n-1)(K-2)``
+    times, positive iff :math:`\tau > K-1`); the remaining ``2K(K-2)`` are those of the ``n = 1``,
+    ``d = K-1`` Hessian with the feature coordinates scaled by :math:`n^{-1/2}`. For ``K = 2`` the
+    spectrum is entirely closed-form and has no positive eigenvalue (a local maximizer up to rotations).
+    """
+    return _etf_spectrum(K, d, n, tau, -1, dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# finding critical points of every index
+# ---------------------------------------------------------------------------------------------
+
+def _grad_norm(W, H, y, tau):
+    gW, gH = ufm.rgrad(W, H, y, tau)
+    return float(torch.sqrt((gW * gW).sum() + (gH * gH).sum())), gW, gH
+
+
+def newton_critical_point(W, H, y, tau, *, iters: int = 60, max_step: float = 0.5,
+                          tol: float = 1e-11, rcond: float = 1e-9):
+    r"""Riemannian Newton's method for :math:`\operatorname{grad} f = 0`, with no descent safeguard.
+
+    Each step solves :math:`\operatorname{Hess} f(x)[\eta] = -\operatorname{grad} f(x)` in the
+    tangent basis with the pseudo-inverse (eigenvalues below ``rcond`` times the largest are
+    dropped: the Hessian is singular along the rotation orbit), caps :math:`\lVert\eta\rVert` at
+    ``max_step`` and retracts. Newton's method is attracted by critical points of any index, so it
+    finds saddles and maximizers as well as minimizers.
+
+    Returns
+    -------
+    (W, H, grad_norm, converged) : the last iterate, its gradient norm, and whether
+    ``grad_norm <= tol`` was reached within ``iters`` steps.
+    """
+    W, H, y, tau = ufm.check_problem(W, H, y, tau)
+    iters = check_positive_int(iters, "iters")
+    max_step = _positive(max_step, "max_step")
+    tol, rcond = _check_tol("tol", tol), _check_tol("rcond", rcond)
+    from .sphere import retract
+
+    for _ in range(iters):
+        g, gW, gH = _grad_norm(W, H, y, tau)
+        if g <= tol:
+            return W, H, g, True
+        if not math.isfinite(g):
+            break
+        QW, QH = tangent_basis(W), tangent_basis(H)
+        evals, V = torch.linalg.eigh(hessian_matrix(W, H, y, tau))
+        keep = evals.abs() > rcond * float(evals.abs().max())
+        c = _ambient_to_basis(QW, QH, gW, gH)
+        eta = -(V[:, keep] @ ((V[:, keep].T @ c) / evals[keep]))
+        norm = float(torch.linalg.vector_norm(eta))
+        if norm > max_step:
+            eta = eta * (max_step / norm)
+        dW, dH = _basis_to_ambient(QW, QH, eta)
+        W, H = retract(W, dW), retract(H, dH)
+    g = _grad_norm(W, H, y, tau)[0]
+    return W, H, g, g <= tol
+
+
+def _positive(v, name):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
+    return float(v)
+
+
+def _orbit_dim(X, d):
+    """Dimension of the O(d)-orbit of a configuration whose rows span ``r`` dimensions."""
+    r = int(torch.linalg.matrix_rank(X, atol=1e-8))
+    return d * (d - 1) // 2 - (d - r) * (d - r - 1) // 2, r
+
+
+@dataclass
+class CensusEntry:
+    r"""One class of critical points found by :func:`census` (equal invariants up to ``atol``).
+
+    ``count`` Newton runs ended in this class. ``loss``, ``label`` and the eigenvalue counts come
+    from :func:`classify_critical_point` at the representative ``(W, H)``; ``rank`` is the dimension
+    spanned by its rows, ``orbit_dim`` the dimension of its rotation orbit (the zero eigenvalues
+    that symmetry explains) and ``excess_zero = n_zero - orbit_dim``: positive means a degenerate
+    point, part of a continuum of critical points beyond the rotations.
+    """
+
+    loss: float
+    label: str
+    n_negative: int
+    n_zero: int
+    n_positive: int
+    min_eig: float
+    gap: float
+    zero_max: float
+    grad_norm: float
+    rank: int
+    orbit_dim: int
+    excess_zero: int
+    count: int
+    W: torch.Tensor = field(repr=False)
+    H: torch.Tensor = field(repr=False)
+    invariant: torch.Tensor = field(repr=False)
+
+
+def _invariant(rep, W, H, y, tau):
+    """Symmetry-invariant fingerprint: loss, Hessian spectrum, sorted multipliers, Gram spectrum.
+
+    All are unchanged by rotations ``X -> XQ``, by relabelling classes and by permuting the samples
+    of a class, so equivalent points have equal fingerprints (the converse is not guaranteed).
+    """
+    P, G = _softmax_and_residual(W, H, y, tau)
+    c = tau / H.shape[0]
+    lam = ((c * (G.T @ H)) * W).sum(1)
+    mu = ((c * (G @ W)) * H).sum(1)
+    X = torch.cat([W, H])
+    gram = torch.linalg.eigvalsh(X @ X.T)
+    return torch.cat([torch.tensor([rep.loss], dtype=W.dtype), rep.eigenvalues,
+                      torch.sort(lam).values, torch.sort(mu).values, gram])
+
+
+def census(K: int, d: int, n: int, tau: float, *, starts: int = 24, seed: int = 0,
+           iters: int = 60, tol: float = 1e-11, atol: float = 1e-6, eig_tol: float = 1e-6,
+           warm_steps: tuple = (0, 0, 5, 20), dtype=torch.float64):
+    r"""Search for critical points from random starts and sort them into symmetry classes.
+
+    Runs :func:`newton_critical_point` from ``starts`` uniform random points of
+    :math:`\mathrm{OB}(d,K)\times\mathrm{OB}(d,nK)` (balanced labels); start ``j`` first takes
+    ``warm_steps[j % len(warm_steps)]`` plain RGD steps (step 1), so that Newton also starts from points
+    along descent paths, near the saddles they pass and the minimizers. A run counts only when its
+    gradient norm reached ``tol`` (a certificate at round-off level). The points found are
+    classified by :func:`classify_critical_point` and grouped by a fingerprint invariant under
+    rotations, class permutations and permutations of the samples within a class (loss, Hessian
+    spectrum, sorted multipliers, spectrum of the Gram matrix of all rows), equal to ``atol``.
+    ``eig_tol`` is the relative size below which an eigenvalue counts as zero; a generous value
+    makes a "second-order critical" label *more* likely, never less.
+
+    Returns
+    -------
+    (entries, n_converged) : a list of :class:`CensusEntry` sorted by loss, and the number of the
+    ``starts`` runs that converged.
+    """
+    K = check_positive_int(K, "K", minimum=2)
+    d = check_positive_int(d, "d", minimum=2)
+    n = check_positive_int(n, "n")
+    tau = check_tau(tau)
+    starts = check_positive_int(starts, "starts")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    atol, eig_tol = _positive(atol, "atol"), _positive(eig_tol, "eig_tol")
+    if not isinstance(warm_steps, (tuple, list)) or not warm_steps or any(
+            isinstance(k, bool) or not isinstance(k, int) or k < 0 for k in warm_steps):
+        raise ValueError(f"warm_steps must be a non-empty tuple of ints >= 0, got {warm_steps!r}")
+    from .sphere import random_point, retract
+
+    y = ufm.balanced_labels(K, n)
+    gen = torch.Generator().manual_seed(seed)
+    entries: list[CensusEntry] = []
+    converged = 0
+    for j in range(starts):
+        W0 = random_point(K, d, generator=gen, dtype=dtype)
+        H0 = random_point(n * K, d, generator=gen, dtype=dtype)
+        for _ in range(warm_steps[j % len(warm_steps)]):
+            gW, gH = ufm.rgrad(W0, H0, y, tau)
+            W0, H0 = retract(W0, -gW), retract(H0, -n * gH)  # eta_H = n eta_W, as in chapter 03
+        W, H, g, ok = newton_critical_point(W0, H0, y, tau, iters=iters, tol=tol)
+        if not ok:
+            continue
+        converged += 1
+        rep = classify_critical_point(W, H, y, tau, grad_tol=tol, eig_tol=eig_tol)
+        inv = _invariant(rep, W, H, y, tau)
+        for e in entries:
+            if e.invariant.shape == inv.shape and float((e.invariant - inv).abs().max()) <= atol:
+                e.count += 1
+                break
+        else:
+            orbit, rank = _orbit_dim(torch.cat([W, H]), d)
+            entries.append(CensusEntry(loss=rep.loss, label=rep.label, n_negative=rep.n_negative,
+                                       n_zero=rep.n_zero, n_positive=rep.n_positive,
+                                       min_eig=rep.min_eig, gap=rep.gap, zero_max=rep.zero_max,
+                                       grad_norm=rep.grad_norm, rank=rank, orbit_dim=orbit,
+                                       excess_zero=rep.n_zero - orbit, count=1, W=W, H=H,
+                                       invariant=inv))
+    entries.sort(key=lambda e: (e.loss, e.n_negative))
+    return entries, converged

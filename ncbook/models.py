@@ -67,7 +67,7 @@ class FeatureNormalize(nn.Module):
     Parameters
     ----------
     tau : float
-        Temperature :math:`\tau > 0` (the radius of the feature sphere).
+        Inverse temperature :math:`\tau > 0` (the radius of the feature sphere).
     """
 
     def __init__(self, tau: float = 1.0, eps: float = 1e-12):
@@ -96,7 +96,7 @@ class CosineClassifier(nn.Module):
     K : int
         Number of classes.
     tau : float
-        Temperature; the inputs are mapped to the sphere of radius ``tau`` first.
+        Inverse temperature; the inputs are mapped to the sphere of radius ``tau`` first.
     bias : bool
         Add a (Euclidean) bias :math:`b \in \mathbb{R}^K`. The UFM has none; the paper's
         ResNet18/50 had one, its variable-width ResNet18 did not.
@@ -139,7 +139,7 @@ class NCNet(nn.Module):
     feature_dim, num_classes : int
     arm : {"normalized", "regularized"}
     tau : float
-        Temperature of the normalized arm (ignored by the regularized arm).
+        Inverse temperature of the normalized arm (ignored by the regularized arm).
     bias : bool
         Classifier bias.
     input_shape : tuple, optional
@@ -165,7 +165,7 @@ class NCNet(nn.Module):
 
     @property
     def tau(self):
-        """The temperature of the normalized arm, ``None`` for the regularized arm."""
+        """The inverse temperature of the normalized arm, ``None`` for the regularized arm."""
         return self.classifier.tau if self.arm == "normalized" else None
 
     @property
@@ -367,7 +367,7 @@ def build_model(name: str, *, num_classes: int, input_shape, arm: str = "normali
         Shape of one input: ``(d,)`` vectors/signals, ``(C, H, W)`` images.
     arm : {"normalized", "regularized"}
     tau : float
-        Temperature of the normalized arm.
+        Inverse temperature of the normalized arm.
     bias : bool
         Classifier bias.
     width : int, optional

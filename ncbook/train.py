@@ -67,6 +67,8 @@ __all__ = ["TrainConfig", "RunHistory", "Trainer", "train", "METRIC_KEYS"]
 # Re-exported for chapters and scripts that use them through ncbook.train.
 _REEXPORTED = (CHECKPOINT_NAME, evaluate, load_checkpoint, read_metrics, save_checkpoint)
 
+#: Largest ``TrainConfig.num_threads`` accepted.
+MAX_THREADS = 1024
 #: Keys of an evaluation record that depend only on the computation (not on the wall clock).
 METRIC_KEYS = ("epoch", "lr", "train_objective", "loss", "acc", "nc1", "nc2", "nc2_means", "nc3", "nc3_centered",
                "test_loss", "test_acc", "test_nc1", "test_nc2", "test_nc2_means", "test_nc3", "test_nc3_centered")
@@ -89,7 +91,8 @@ def _check_nonnegative_real(v, name: str) -> float:
 
 @dataclasses.dataclass
 class TrainConfig:
-    r"""Settings of a training run (the paper's defaults; see ``paper-digest`` section 5.2).
+    r"""Settings of a training run (the defaults of the released code,
+    ``train.py`` and ``experiments/*.sh`` of ``cjyaras/normalized-neural-collapse`` at ``286f669``).
 
     Attributes
     ----------
@@ -171,6 +174,8 @@ class TrainConfig:
             setattr(self, name, check_positive_int(getattr(self, name), name, minimum=0))
         for name in ("batch_size", "eval_batch_size", "lr_decay_period", "eval_every"):
             setattr(self, name, check_positive_int(getattr(self, name), name, minimum=1))
+        if self.num_threads > MAX_THREADS:  # OpenMP crashes on absurd thread counts
+            raise ValueError(f"num_threads must be an integer in [0, {MAX_THREADS}], got {self.num_threads}")
         for name in ("lr", "momentum", "lr_decay", "weight_decay"):
             setattr(self, name, _check_nonnegative_real(getattr(self, name), name))
         if self.lr <= 0:
@@ -459,6 +464,8 @@ def train(model: NCNet, train_set: Dataset, *, test_set: Dataset | None = None, 
     RunHistory
     """
     cfg = _config_with(config, overrides)
+    if not isinstance(resume, bool):
+        raise TypeError(f"resume must be True or False, got {resume!r}")
     if stop_after is not None:
         check_positive_int(stop_after, "stop_after", minimum=0)
     run = _Run(model, train_set, test_set, cfg, RunDir(run_dir, writer=_is_writer()), meta)

@@ -409,7 +409,7 @@ def rgd_stepper(A=None, *, x0=None, lr: float = 0.2, steps: int = 30, rule: str 
 
 
 # ---------------------------------------------------------------------------------------------
-# 3. temperature: optimal loss and softmax probabilities at the simplex ETF
+# 3. inverse temperature: optimal loss and softmax probabilities at the simplex ETF
 # ---------------------------------------------------------------------------------------------
 
 def _tau_state(tau, K, Ks, tau_max):
@@ -439,7 +439,7 @@ def _draw_tau(fig, s):
         ax.scatter([s["tau"]], [s["optimal_loss"][k]], color=c, s=20, zorder=3)
     ax.axvline(s["tau"], color="0.4", lw=0.8, ls="--")
     ax.set_yscale("log")
-    ax.set_xlabel(r"temperature $\tau$")
+    ax.set_xlabel(r"inverse temperature $\tau$")
     ax.set_ylabel(r"$f^\star(\tau) = \log(1 + (K-1)e^{-\tau K/(K-1)})$")
     ax.set_title("optimal loss of the normalized UFM", fontsize=9)
     ax.legend(fontsize=8)
@@ -466,7 +466,7 @@ def _tau_inputs(tau, K, Ks, tau_max):
 
 
 def tau_figure(tau: float = 5.0, *, K: int = 4, Ks=(2, 4, 10, 100), tau_max: float = 30.0) -> Figure:
-    r"""Static picture of the role of the temperature :math:`\tau`.
+    r"""Static picture of the role of the inverse temperature :math:`\tau`.
 
     Left: the closed-form optimal loss :math:`f^\star(\tau) = \log(1 + (K-1)e^{-\tau K/(K-1)})`
     (:func:`ncbook.ufm.optimal_loss`) against :math:`\tau` for each ``K`` in ``Ks``, log scale.
@@ -491,7 +491,7 @@ def tau_figure(tau: float = 5.0, *, K: int = 4, Ks=(2, 4, 10, 100), tau_max: flo
 
 
 def tau_explorer(*, tau: float = 5.0, K: int = 4, Ks=(2, 4, 10, 100), tau_max: float = 30.0):
-    r"""Widget: a temperature slider and a class-count slider redraw :func:`tau_figure`.
+    r"""Widget: an inverse-temperature slider and a class-count slider redraw :func:`tau_figure`.
 
     The widget's ``result`` is a dict with ``optimal_loss`` (per ``K`` in ``Ks``), the ETF
     softmax ``probs`` ``(K,)``, ``p_correct`` and ``etf_loss`` (equal to the closed form).

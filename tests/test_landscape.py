@@ -26,8 +26,8 @@ def tangent_pair(W, H, gen):
             sphere.project(H, torch.randn(H.shape, generator=gen, dtype=F64)))
 
 
-def digest_quadratic_form(W, H, y, tau, dW, dH):
-    """Paper digest section 3.0, written per sample (an independent implementation)."""
+def per_sample_quadratic_form(W, H, y, tau, dW, dH):
+    """The quadratic form of chapter 06 (prop-06-hessian), written per sample (an independent implementation)."""
     N = H.shape[0]
     K = W.shape[0]
     P = torch.softmax(tau * H @ W.T, dim=1)
@@ -60,7 +60,7 @@ def test_euclidean_hvp_matches_autograd(K, d, n, tau, gen):
         torch.testing.assert_close(a, b, atol=1e-13, rtol=1e-12)
 
 
-def test_riemannian_hvp_is_tangent_symmetric_and_matches_digest(gen):
+def test_riemannian_hvp_is_tangent_symmetric_and_matches_per_sample_form(gen):
     W, H, y = random_problem(gen)
     tau = 2.5
     u, v = tangent_pair(W, H, gen), tangent_pair(W, H, gen)
@@ -70,7 +70,7 @@ def test_riemannian_hvp_is_tangent_symmetric_and_matches_digest(gen):
     vHu = float((v[0] * Hu[0]).sum() + (v[1] * Hu[1]).sum())
     assert abs(uHv - vHu) < 1e-13
     q = L.quadratic_form(W, H, y, tau, *u)
-    assert abs(q - digest_quadratic_form(W, H, y, tau, *u)) < 1e-12 * max(1, abs(q))
+    assert abs(q - per_sample_quadratic_form(W, H, y, tau, *u)) < 1e-12 * max(1, abs(q))
     # the direction is projected first: adding normal components changes nothing
     un = (u[0] + 3 * W, u[1] - 2 * H)
     for a, b in zip(L.riemannian_hvp(W, H, y, tau, *un), Hu):
@@ -141,7 +141,7 @@ def grad_norm(W, H, y, tau):
 
 @pytest.mark.parametrize("K,tau,value", [(2, 1.0, 0.126928), (10, 1.0, 1.376935), (10, 10.0, 0.000134)])
 def test_etf_minimizer_attains_optimal_loss(K, tau, value):
-    """Digest fact 1, evaluated on an explicit ETF with h = w_k."""
+    """f* of chapter 05 (thm-05-global), evaluated on an explicit ETF with h = w_k."""
     W, H, y = L.etf_minimizer(K, K, 2)
     f = float(ufm.loss(W, H, y, tau))
     assert abs(f - ufm.optimal_loss(K, tau)) < 1e-14 and abs(f - value) < 5e-7
@@ -163,7 +163,7 @@ def test_etf_minimizer_is_psd_with_rotation_null_space(K, d, n, tau, gen):
         assert h.abs().max() < 1e-12
     assert L.negative_curvature_direction(W, H, y, tau) is None
     rep = L.classify_critical_point(W, H, y, tau)
-    assert rep.label == "minimizer" and rep.n_negative == 0 and rep.n_zero == orbit_dim(d, K)
+    assert rep.label == "global minimizer" and rep.n_negative == 0 and rep.n_zero == orbit_dim(d, K)
     assert not rep.is_local_maximizer
 
 
@@ -330,3 +330,110 @@ def test_fuzz_only_documented_errors(K, N, d, dN, vals, normalize, ylo, tau, fn)
     for leaf in leaves:
         if isinstance(leaf, torch.Tensor):
             assert bool(torch.isfinite(leaf).all())
+
+
+# ---------------------------------------------------------------------------------------------
+# classification labels, reduced spectra, Newton search and census
+# ---------------------------------------------------------------------------------------------
+
+def degenerate_planar_point(K, n):
+    """All classifiers at e_1 and all features at e_2 in R^2: critical, PSD Hessian, f = log K."""
+    y = ufm.balanced_labels(K, n)
+    W = torch.tensor([[1.0, 0.0]], dtype=F64).repeat(K, 1)
+    H = torch.tensor([[0.0, 1.0]], dtype=F64).repeat(K * n, 1)
+    return W, H, y
+
+
+@pytest.mark.parametrize("K,n", [(2, 1), (2, 3), (3, 2)])
+def test_psd_point_above_the_minimum_is_only_second_order_critical(K, n):
+    W, H, y = degenerate_planar_point(K, n)
+    rep = L.classify_critical_point(W, H, y, 2.0)
+    assert rep.grad_norm < 1e-14 and rep.n_negative == 0
+    assert abs(rep.loss - math.log(K)) < 1e-14 and rep.loss > ufm.optimal_loss(K, 2.0) + 0.1
+    assert rep.label == "second-order critical"
+    assert rep.gap > 0.1 and rep.zero_max < 1e-14
+    # one more dimension turns it into a strict saddle
+    pad = torch.nn.functional.pad
+    assert L.classify_critical_point(pad(W, (0, 1)), pad(H, (0, 1)), y, 2.0).label == "strict saddle"
+
+
+def test_global_label_needs_the_optimal_value():
+    W, H, y = L.etf_minimizer(3, 3, 2)
+    assert L.classify_critical_point(W, H, y, 1.0).label == "global minimizer"
+    # unbalanced labels: f* is not the known minimum, so no certificate
+    y_unb = torch.tensor([0, 0, 0, 1, 1, 2])
+    W2, H2 = W, W[y_unb].clone()
+    rep = L.classify_critical_point(W2, H2, y_unb, 1.0)
+    assert rep.label in ("second-order critical", "strict saddle", "not critical")
+    with pytest.raises(ValueError, match="loss_tol must be"):
+        L.classify_critical_point(W, H, y, 1.0, loss_tol=-1.0)
+
+
+@pytest.mark.parametrize("K,d,n,tau", [(2, 2, 1, 1.0), (2, 4, 3, 1.5), (3, 2, 3, 0.5), (3, 3, 2, 2.0),
+                                       (4, 5, 3, 1.0), (4, 4, 1, 5.0), (5, 6, 2, 3.0)])
+def test_reduced_spectra_match_the_dense_hessian(K, d, n, tau, gen):
+    for maker, reduced in ((L.etf_minimizer, L.etf_minimizer_spectrum),
+                           (L.anti_aligned_etf, L.anti_aligned_spectrum)):
+        ev = L.hessian_spectrum(*maker(K, d, n, generator=gen), tau)
+        closed = reduced(K, d, n, tau)
+        assert closed.shape == ev.shape
+        torch.testing.assert_close(ev, closed, atol=1e-12, rtol=0)
+
+
+def test_reduced_spectra_closed_form_parts():
+    K, d, n, tau = 4, 6, 3, 2.0
+    q, o = math.exp(-tau), math.exp(tau / (K - 1))
+    r = o / (q + (K - 1) * o)  # anti-aligned: probability of one other class
+    ev = L.anti_aligned_spectrum(K, d, n, tau)
+    copies = d - K + 1
+    for value, mult in ((-tau * r * (1 + 1 / n), (K - 1) * copies), (-tau * r, copies),
+                        (-tau * r / n, (n * K - K + 1) * copies)):
+        assert int(((ev - value).abs() < 1e-12).sum()) >= mult
+    dev = tau * r / n * (tau / (K - 1) - 1)
+    assert int(((ev - dev).abs() < 1e-12).sum()) >= K * (n - 1) * (K - 2)
+    # K = 2: entirely closed form, negative semidefinite
+    ev2 = L.anti_aligned_spectrum(2, 3, 2, 1.0)
+    assert float(ev2.max()) < 1e-15 and int((ev2.abs() < 1e-15).sum()) == 2
+    with pytest.raises(ValueError, match="d must be >= K - 1"):
+        L.anti_aligned_spectrum(5, 3, 1, 1.0)
+
+
+def test_newton_finds_the_saddle_it_starts_near(gen):
+    K, d, n, tau = 3, 3, 2, 2.0
+    Wc, Hc, y = L.collapsed_point(K, d, n)
+    dW, dH = tangent_pair(Wc, Hc, gen)
+    W0, H0 = sphere.retract(Wc, 1e-3 * dW), sphere.retract(Hc, 1e-3 * dH)
+    W, H, g, ok = L.newton_critical_point(W0, H0, y, tau)
+    assert ok and g <= 1e-11
+    assert abs(float(ufm.loss(W, H, y, tau)) - math.log(K)) < 1e-9  # not descended to f*
+    assert L.classify_critical_point(W, H, y, tau, grad_tol=1e-10).label == "strict saddle"
+    with pytest.raises(ValueError, match="max_step must be"):
+        L.newton_critical_point(W0, H0, y, tau, max_step=0.0)
+
+
+def test_census_counts_and_classes():
+    entries, conv = L.census(2, 3, 2, 2.0, starts=12, seed=1)
+    assert conv >= 8 and sum(e.count for e in entries) == conv
+    labels = {e.label for e in entries}
+    assert labels <= {"global minimizer", "strict saddle"} and "global minimizer" in labels
+    for e in entries:
+        assert e.grad_norm <= 1e-11 and e.excess_zero >= 0
+        assert e.n_negative + e.n_zero + e.n_positive == (3 - 1) * (2 + 4)
+        if e.label == "strict saddle":
+            assert e.min_eig < -e.zero_max
+    assert [e.loss for e in entries] == sorted(e.loss for e in entries)
+
+
+def test_census_sees_the_degenerate_points_at_d_equal_2():
+    entries, _ = L.census(2, 2, 2, 2.0, starts=24, seed=0)
+    soc = [e for e in entries if e.label == "second-order critical"]
+    assert soc and all(abs(e.loss - math.log(2)) < 1e-9 and e.excess_zero > 0 for e in soc)
+
+
+def test_census_input_errors():
+    with pytest.raises(ValueError, match="starts must be"):
+        L.census(2, 2, 1, 1.0, starts=0)
+    with pytest.raises(ValueError, match="warm_steps must be"):
+        L.census(2, 2, 1, 1.0, warm_steps=(-1,))
+    with pytest.raises(TypeError, match="seed must be an int"):
+        L.census(2, 2, 1, 1.0, seed=1.5)

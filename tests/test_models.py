@@ -102,3 +102,14 @@ def test_bad_inputs_raise_clear_errors():
     net = models.build_model("mlp", num_classes=3, input_shape=(4,), hidden=(5,))
     with pytest.raises(ValueError, match=r"input must have shape \(B, 4\)"):
         net(torch.randn(2, 5))
+
+
+def test_forward_names_a_dtype_mismatch_and_reports_batchnorm():
+    net = models.build_model("mlp", num_classes=3, input_shape=(4,), hidden=(5,))
+    assert net.dtype == torch.float32 and net.has_batchnorm
+    with pytest.raises(TypeError, match=r"input has dtype torch.float64 but the model's parameters are torch.float32"):
+        net(torch.zeros(2, 4, dtype=torch.float64))
+    with pytest.raises(TypeError, match="input must be a torch.Tensor"):
+        net([[0.0] * 4])
+    net64 = models.build_model("mlp", num_classes=3, input_shape=(4,), hidden=(5,), batchnorm=False).double()
+    assert not net64.has_batchnorm and net64(torch.zeros(2, 4, dtype=torch.float64))[0].dtype == torch.float64
