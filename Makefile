@@ -7,7 +7,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-$(shell cat constraints.txt pyproject.toml | cksum | cut -d' ' -f1)
 ASSETS  := _assets/.fetched-v3
 EXTRAS  := widgets,data,book,course,dev
-COV     := --cov=ncbook --cov-report=term:skip-covered
+COV     := --cov=ncbook --cov-report=term:skip-covered --durations=10
 export NCBOOK_FAST ?= 1
 export HYPOTHESIS_PROFILE ?= ci
 
