@@ -9,6 +9,8 @@ Introduced in: chapter 05 (the normalized UFM).
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from ._checks import check_dim, check_float_dtype, check_matrix, check_positive_int, check_tolerance
@@ -98,10 +100,16 @@ def nearest_simplex_etf(W: torch.Tensor) -> torch.Tensor:
     if K < 2:
         raise ValueError(f"W must have K >= 2 rows, got shape {tuple(W.shape)}")
     check_dim(d, K)
-    C = simplex_etf(K, K - 1, dtype=torch.float64)  # (K, K-1)
+    C = _centred_frame(K)  # (K, K-1)
     A = C.T @ W.detach().to(device="cpu", dtype=torch.float64)  # (K-1, d)
     P, _, Qh = torch.linalg.svd(A, full_matrices=False)
     return (C @ (P @ Qh)).to(dtype=W.dtype, device=W.device)
+
+
+@functools.lru_cache(maxsize=64)
+def _centred_frame(K: int) -> torch.Tensor:
+    """The simplex ETF of :func:`simplex_etf` in R^{K-1}, float64 on the CPU (cached: it depends on K only)."""
+    return simplex_etf(K, K - 1, dtype=torch.float64)
 
 
 def angle_to_simplex_etf(W: torch.Tensor) -> float:

@@ -44,7 +44,7 @@ from ._checks import (
 )
 
 __all__ = ["NAME_MAP", "OPTIMIZERS", "manifold_parameter", "make_optimizer", "load_optimizer_state", "step", "run",
-           "geoopt_stepper"]
+           "geoopt_stepper", "finish"]
 
 #: ncbook name -> geoopt name, for the same operation on ``geoopt.Sphere()`` (rows, last axis).
 NAME_MAP = {

@@ -5,7 +5,8 @@ Rows convention: features ``H`` ``(N, d)``, labels ``y`` ``(N,)`` in ``[0, K)``,
 
 .. math::
     \Sigma_W = \frac1N \sum_i (h_i - \mu_{y_i})(h_i - \mu_{y_i})^\top, \qquad
-    \Sigma_B = \frac1K \sum_k (\mu_k - \mu_G)(\mu_k - \mu_G)^\top, \qquad
+    \Sigma_B = \frac1K \sum_k (\mu_k - \mu_G)(\mu_k - \mu_G)^\top,
+
     E = \frac{I_K - \frac1K \mathbf 1\mathbf 1^\top}{\sqrt{K-1}}
 
 (:math:`E` is the simplex-ETF Gram matrix scaled to unit Frobenius norm). The metrics, as in the

@@ -64,7 +64,8 @@ from ._checks import (
 )
 from .stepsize import DEFAULTS, Iterate
 
-__all__ = ["RULES", "History", "StoppingTest", "step", "run", "iterate"]
+__all__ = ["RULES", "History", "StoppingTest", "step", "run", "iterate", "rgd_stepper", "first_iterate",
+           "batch_value", "roundoff", "retract_blocks", "record_array"]
 
 #: Step-size rules accepted by :func:`run` (the classes are in :mod:`ncbook.stepsize`).
 RULES = tuple(stepsize.RULES)

@@ -21,7 +21,7 @@ import torch
 from . import config, etf, metrics, rgd, stepsize, ufm
 from ._checks import check_integer, check_positive_int, check_positive_real, check_tau, check_tolerance
 
-__all__ = ["METHODS", "SolveResult", "solve"]
+__all__ = ["METHODS", "SolveResult", "solve", "GEOMETRY_TOL", "ROUNDOFF"]
 
 #: Method names accepted by :func:`solve`, with their default base step size ``lr``.
 #: ``"rgd"`` is the plain recipe of chapter 03 (fixed step, :math:`\eta_H = n\,\eta_W`); ``"rgd-bb"`` and
