@@ -70,12 +70,12 @@ OPTIMIZERS = ("sgd", "adam")
 
 def manifold_parameter(x: torch.Tensor, *, manifold: geoopt.Manifold | None = None,
                        project: bool = True) -> geoopt.ManifoldParameter:
-    """Wrap ``x`` as a :class:`geoopt.ManifoldParameter` on the sphere, rows first projected onto it.
+    r"""Wrap ``x`` as a :class:`geoopt.ManifoldParameter` on the sphere, rows first projected onto it.
 
     Parameters
     ----------
     x : Tensor ``(..., d)``
-        Rows to put on :math:`\\mathbb S^{d-1}` (copied, never modified).
+        Rows to put on :math:`\mathbb S^{d-1}` (copied, never modified).
     manifold : geoopt.Manifold, optional
         Default ``geoopt.Sphere()``; ``geoopt.SphereExact()`` retracts with the exponential map.
     project : bool

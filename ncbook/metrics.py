@@ -74,7 +74,7 @@ def etf_target(K: int, *, dtype: torch.dtype = _F64, device=None) -> torch.Tenso
 
 
 def _etf_distance(G: torch.Tensor, what: str) -> float:
-    """:math:`\\lVert G/\\lVert G\\rVert_F - E\\rVert_F` for a ``(K, K)`` matrix ``G`` (float64)."""
+    r""":math:`\lVert G/\lVert G\rVert_F - E\rVert_F` for a ``(K, K)`` matrix ``G`` (float64)."""
     scale = G.abs().max()  # rescale first: the squares of a Gram of tiny features would underflow
     if not float(scale) > 0:
         raise ValueError(f"{what} is the zero matrix, so its distance to the ETF is undefined")

@@ -396,7 +396,7 @@ class Trainer:
         return state
 
     def load_state_dict(self, state: dict) -> None:
-        """Continue from ``state`` (a :meth:`state_dict`, possibly written on another device or precision)."""
+        """Continue from ``state`` (what ``state_dict()`` returned, possibly written on another device or precision)."""
         self.model.load_state_dict(state["model"])
         if len(state["optimizers"]) != len(self.optimizers):
             raise ValueError("the checkpoint was written with a different optimizer setup (split_optimizer)")

@@ -382,7 +382,7 @@ def check_rgrad(answer, *, seed: int = 0) -> CheckResult:
 
 @_register("ex-02-retraction", "my_retract(x, u)")
 def check_retraction(answer, *, seed: int = 0) -> CheckResult:
-    """Check ``my_retract(x, u)``: the normalization retraction :math:`(x+u)/\\lVert x+u\\rVert`, row by row."""
+    r"""Check ``my_retract(x, u)``: the normalization retraction :math:`(x+u)/\lVert x+u\rVert`, row by row."""
     from .. import sphere
 
     g = _gen(seed)
