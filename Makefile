@@ -7,7 +7,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-$(shell cat constraints.txt pyproject.toml | cksum | cut -d' ' -f1)
 ASSETS  := _assets/.fetched-v3
 EXTRAS  := widgets,data,book,course,dev
-COV     := --cov=ncbook --cov-report=term:skip-covered
+REPORT  := --cov=ncbook --cov-report=term:skip-covered --durations=10
 export NCBOOK_FAST ?= 1
 export HYPOTHESIS_PROFILE ?= ci
 
@@ -19,11 +19,11 @@ book: setup
 
 test: setup browser
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest $(COV)
+	$(BIN)/python -m pytest $(REPORT)
 
 check: setup
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -m "not slow and not browser" $(COV)
+	$(BIN)/python -m pytest -m "not slow and not browser" $(REPORT)
 
 setup: $(STAMP) $(ASSETS)
 
@@ -42,7 +42,7 @@ $(ASSETS): scripts/fetch_assets.sh
 browser:
 	@test -n "$$NCBOOK_CHROMIUM" || bash scripts/require.sh chromium chromium chromium-browser
 
-# Regenerate each chapter's .ipynb twin (no outputs) from its MyST .md source.
+# Regenerate each chapter's setup cell and its .ipynb twin (no outputs; Colab runtime) from its MyST .md source.
 notebooks: setup
 	$(BIN)/python scripts/sync_notebooks.py
 

@@ -11,6 +11,9 @@ Rows, all from the same random start (``ncbook.ufm.solve``'s start for ``seed=0`
 * ``solve(method=...)`` for every name in ``ncbook.ufm.METHODS`` (stopping on the gap only);
 * ``geoopt RiemannianSGD, autograd``: the obvious geoopt loop (``loss.backward()`` every step).
 
+A last table runs every method at large inverse temperatures (tau = 20, 50, 100 at K = 10 and
+tau = 50 at K = 100, d = 128) with ``solve``'s own stopping test, and reports the final NC2.
+
 "speedup" is the baseline's wall time divided by the row's, both measured in this run. The last
 table compares a batch of 64 seeds solved at once with the same 64 seeds solved one by one.
 Timings are wall-clock (best of ``--repeat`` runs for the small case) and vary with machine load.
@@ -35,6 +38,8 @@ def parse_args(argv=None):
     p.add_argument("--batch", type=int, default=64, help="runs in the batched-vs-sequential comparison")
     p.add_argument("--max-steps", type=int, default=20000, help="iteration cap of every loop")
     p.add_argument("--adam-steps", type=int, default=3000, help="iteration cap of geoopt-adam (it stalls)")
+    p.add_argument("--large-tau-steps", type=int, default=None,
+                   help="iteration cap of every method in the large-tau table (default 2000, quick 500)")
     return p.parse_args(argv)
 
 
@@ -114,7 +119,8 @@ def geoopt_autograd(K, d, n, tau, max_steps, lr=1.0):
 
 def solve_row(K, d, n, tau, method, max_steps):
     t0 = time.perf_counter()
-    res = ufm.solve(K, d, n, tau, method=method, tol=GAP, stop_on="gap", steps=max_steps)
+    # solve's gap test is relative to f*: tol = GAP / f* is the absolute target GAP of the other rows
+    res = ufm.solve(K, d, n, tau, method=method, tol=GAP / ufm.optimal_loss(K, tau), stop_on="gap", steps=max_steps)
     return time.perf_counter() - t0, res.iterations, res.final_gap
 
 
@@ -146,10 +152,11 @@ def case_table(K, d, n, tau, repeat):
 def batch_table(K, d, n, tau, B, method="rgd-bb"):
     seeds = list(range(B))
     t0 = time.perf_counter()
-    batch = ufm.solve(K, d, n, tau, method=method, seed=seeds, tol=GAP, stop_on="gap")
+    tol = GAP / ufm.optimal_loss(K, tau)  # relative tolerance of solve = absolute gap GAP
+    batch = ufm.solve(K, d, n, tau, method=method, seed=seeds, tol=tol, stop_on="gap")
     t_batch = time.perf_counter() - t0
     t0 = time.perf_counter()
-    singles = [ufm.solve(K, d, n, tau, method=method, seed=s, tol=GAP, stop_on="gap") for s in seeds]
+    singles = [ufm.solve(K, d, n, tau, method=method, seed=s, tol=tol, stop_on="gap") for s in seeds]
     t_seq = time.perf_counter() - t0
     same = all(int(batch.iterations[b]) == singles[b].iterations for b in range(B))
     err = max(float((batch.W[b] - singles[b].W).abs().max()) for b in range(B))
@@ -161,6 +168,27 @@ def batch_table(K, d, n, tau, B, method="rgd-bb"):
     print(f"\nAll converged: {bool(batch.converged.all())}; per-run iterations equal: {same}; "
           f"max |W_batch - W_single| = {err:.1e}; iterations {int(batch.iterations.min())}"
           f"-{int(batch.iterations.max())}.")
+
+
+def large_tau_table(cases, cap):
+    """Large inverse temperatures: every method of ``solve`` from the same start, with its own default stop.
+
+    ``nc2`` is the distance of ``W``'s Gram to the simplex ETF (``metrics.nc2``); the relative gap is
+    ``(f - f*) / f*`` with the log1p-accurate loss (f* is as small as 1e-58 here).
+    """
+    print(f"\n### Large tau: default stopping test of `solve` (tol = 1e-10, relative), at most {cap} steps "
+          f"(`auto` and `rgd-logbb` at most 20000)\n")
+    print("| (K, d, n, tau) | method | iterations | wall time (s) | converged | final nc2 | relative gap |")
+    print("|---|---|---:|---:|---|---:|---:|")
+    for K, d, n, tau in cases:
+        for m in ufm.METHODS + ("auto",):
+            steps = None if m in ("auto", "rgd-logbb") else cap
+            t0 = time.perf_counter()
+            res = ufm.solve(K, d, n, tau, method=m, steps=steps)
+            sec = time.perf_counter() - t0
+            name = f"auto ({res.method})" if m == "auto" else m
+            print(f"| ({K}, {d}, {n}, {tau:g}) | {name} | {res.iterations} | {sec:.3f} | {res.converged} | "
+                  f"{res.nc2:.1e} | {res.final_gap / res.optimal:.1e} |")
 
 
 def machine():
@@ -191,6 +219,8 @@ def main():
     large_case = (30, 32, 10, 5.0) if ARGS.quick else (100, 128, 20, 5.0)
     large = case_table(*large_case, 1)
     batch_table(10, 16, 20, 5.0, ARGS.batch if not ARGS.quick else min(ARGS.batch, 16))
+    cap = ARGS.large_tau_steps or (500 if ARGS.quick else 2000)
+    large_tau_table([(10, 16, 5, 20.0), (10, 16, 5, 50.0), (10, 16, 5, 100.0), (100, 128, 5, 50.0)], cap)
 
     print("\n### Targets\n")
     second = "medium" if ARGS.quick else "large"

@@ -35,7 +35,15 @@ import numpy as np
 import torch
 
 from . import sphere
-from ._checks import as_tensor, check_finite, check_unit_rows
+from ._checks import (
+    as_tensor,
+    check_finite,
+    check_positive_int,
+    check_positive_real,
+    check_real,
+    check_tolerance,
+    check_unit_rows,
+)
 
 __all__ = [
     "TaylorCheck",
@@ -57,6 +65,10 @@ RETRACTIONS = ("sphere", "exp", "euclidean")
 
 def default_steps(num: int = 41, lo: float = 1e-8, hi: float = 1.0) -> np.ndarray:
     """Step sizes ``t``, log-spaced from ``lo`` to ``hi`` (5 per decade by default)."""
+    num = check_positive_int(num, "num", minimum=5)
+    lo, hi = check_positive_real(lo, "lo"), check_positive_real(hi, "hi")
+    if not lo < hi:
+        raise ValueError(f"lo must be < hi, got lo={lo}, hi={hi}")
     return np.logspace(math.log10(lo), math.log10(hi), num)
 
 
@@ -263,8 +275,15 @@ def fit_slope(steps, remainders, *, floor: float = 0.0, decades: float = 1.0):
     fitted : ndarray of bool
         The points used.
     """
-    t = np.asarray(steps, dtype=np.float64)
-    r = np.asarray(remainders, dtype=np.float64)
+    t = _check_steps(steps)
+    try:
+        r = np.asarray(remainders, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError("remainders must be a 1-D sequence of numbers") from exc
+    if r.shape != t.shape:
+        raise ValueError(f"remainders must have the shape of steps {t.shape}, got {r.shape}")
+    floor = check_tolerance(floor, "floor")
+    decades = check_real(decades, "decades", low=0.0, high=300.0, low_open=True)
     e, sign = np.abs(r), np.sign(r)
     fitted = np.zeros(t.shape, dtype=bool)
     above = e > floor
@@ -283,6 +302,9 @@ def fit_slope(steps, remainders, *, floor: float = 0.0, decades: float = 1.0):
 
 
 def _run(model, fx, curve_f, steps, expected, noise, decades, tol):
+    noise = check_tolerance(noise, "noise")
+    decades = check_real(decades, "decades", low=0.0, high=300.0, low_open=True)
+    tol = check_tolerance(tol, "tol")
     signed = np.array([curve_f(t) - model(t) for t in steps])
     rem = np.abs(signed)
     floor = float(noise * np.finfo(np.float64).eps * max(1.0, abs(fx)))
@@ -431,8 +453,7 @@ def fd_second_derivative(f: Callable, x: Point, direction: Point, *, retraction=
 
 
 def _fd_setup(x, direction, retraction, h):
-    if isinstance(h, bool) or not isinstance(h, (int, float)) or not math.isfinite(h) or h <= 0:
-        raise ValueError(f"h must be a finite number > 0, got {h!r}")
+    h = check_positive_real(h, "h")
     x_parts, is_tuple = _parts(x, "x")
     retr, _, on_sphere = _resolve(retraction, None)
     if on_sphere:

@@ -9,11 +9,14 @@ Introduced in: chapter 05 (the normalized UFM).
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
-from ._checks import check_dim, check_float_dtype, check_matrix, check_positive_int
+from ._checks import check_dim, check_float_dtype, check_matrix, check_positive_int, check_tolerance
 
-__all__ = ["etf_gram", "simplex_etf", "is_simplex_etf", "random_orthogonal"]
+__all__ = ["etf_gram", "simplex_etf", "is_simplex_etf", "random_orthogonal", "nearest_simplex_etf",
+           "angle_to_simplex_etf"]
 
 
 def etf_gram(K: int, *, dtype: torch.dtype = torch.float64, device=None) -> torch.Tensor:
@@ -76,8 +79,51 @@ def simplex_etf(K: int, d: int, *, dtype: torch.dtype = torch.float64, generator
 def is_simplex_etf(W: torch.Tensor, atol: float = 1e-6) -> bool:
     """Return True if the rows of ``W`` (shape ``(K, d)``) are unit vectors forming a simplex ETF."""
     W = check_matrix(W, "W", min_ndim=2, max_ndim=2)
+    atol = check_tolerance(atol, "atol")
     K = W.shape[0]
     if K < 2:
         return False
     G = W @ W.T
     return bool((G - etf_gram(K, dtype=W.dtype, device=W.device)).abs().max() <= atol)
+
+
+def nearest_simplex_etf(W: torch.Tensor) -> torch.Tensor:
+    r"""The simplex ETF closest to ``W`` in Frobenius norm, rows in the same order, shape ``(K, d)``.
+
+    Every simplex ETF in :math:`\mathbb R^d` is :math:`C U` with :math:`C` ``(K, K-1)`` the centred
+    frame of :func:`simplex_etf` and :math:`U` ``(K-1, d)`` with orthonormal rows, so
+    :math:`\min \lVert W - C U\rVert_F` is an orthogonal Procrustes problem: with the SVD
+    :math:`C^\top W = P S Q^\top`, :math:`U = P Q^\top`. Needs ``d >= K - 1``.
+    """
+    W = check_matrix(W, "W", min_ndim=2, max_ndim=2)
+    K, d = W.shape
+    if K < 2:
+        raise ValueError(f"W must have K >= 2 rows, got shape {tuple(W.shape)}")
+    check_dim(d, K)
+    C = _centred_frame(K)  # (K, K-1)
+    A = C.T @ W.detach().to(device="cpu", dtype=torch.float64)  # (K-1, d)
+    P, _, Qh = torch.linalg.svd(A, full_matrices=False)
+    return (C @ (P @ Qh)).to(dtype=W.dtype, device=W.device)
+
+
+@functools.lru_cache(maxsize=64)
+def _centred_frame(K: int) -> torch.Tensor:
+    """The simplex ETF of :func:`simplex_etf` in R^{K-1}, float64 on the CPU (cached: it depends on K only)."""
+    return simplex_etf(K, K - 1, dtype=torch.float64)
+
+
+def angle_to_simplex_etf(W: torch.Tensor) -> float:
+    r"""Largest angle (radians) between a row of ``W`` and the same row of :func:`nearest_simplex_etf`.
+
+    Rows of ``W`` need not have unit norm (only directions count); 0 exactly for a simplex ETF.
+    """
+    W = check_matrix(W, "W", min_ndim=2, max_ndim=2)
+    M = nearest_simplex_etf(W).to(torch.float64)
+    w = W.detach().to(device="cpu", dtype=torch.float64)
+    norms = torch.linalg.vector_norm(w, dim=1, keepdim=True)
+    if not bool((norms > 0).all()):
+        raise ValueError("W has a zero row, which has no direction")
+    w = w / norms
+    cos = (w * M).sum(1)
+    sin = torch.linalg.vector_norm(w - cos.unsqueeze(1) * M, dim=1)
+    return float(torch.atan2(sin, cos).max())

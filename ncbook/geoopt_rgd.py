@@ -25,19 +25,26 @@ Introduced in: chapter 04 (RGD with geoopt).
 
 from __future__ import annotations
 
-import functools
-import math
 import time
 from collections.abc import Callable, Sequence
 
 import geoopt
-import numpy as np
 import torch
 
-from . import rgd
-from ._checks import check_matrix, check_positive_int, check_unit_rows
+from . import rgd, sphere, stepsize
+from ._checks import (
+    check_blocks,
+    check_matrix,
+    check_positive_int,
+    check_positive_real,
+    check_real,
+    check_scales,
+    check_tolerance,
+    check_unit_rows,
+)
 
-__all__ = ["NAME_MAP", "OPTIMIZERS", "manifold_parameter", "make_optimizer", "load_optimizer_state", "step", "run"]
+__all__ = ["NAME_MAP", "OPTIMIZERS", "manifold_parameter", "make_optimizer", "load_optimizer_state", "step", "run",
+           "geoopt_stepper", "finish"]
 
 #: ncbook name -> geoopt name, for the same operation on ``geoopt.Sphere()`` (rows, last axis).
 NAME_MAP = {
@@ -63,12 +70,12 @@ OPTIMIZERS = ("sgd", "adam")
 
 def manifold_parameter(x: torch.Tensor, *, manifold: geoopt.Manifold | None = None,
                        project: bool = True) -> geoopt.ManifoldParameter:
-    """Wrap ``x`` as a :class:`geoopt.ManifoldParameter` on the sphere, rows first projected onto it.
+    r"""Wrap ``x`` as a :class:`geoopt.ManifoldParameter` on the sphere, rows first projected onto it.
 
     Parameters
     ----------
     x : Tensor ``(..., d)``
-        Rows to put on :math:`\\mathbb S^{d-1}` (copied, never modified).
+        Rows to put on :math:`\mathbb S^{d-1}` (copied, never modified).
     manifold : geoopt.Manifold, optional
         Default ``geoopt.Sphere()``; ``geoopt.SphereExact()`` retracts with the exponential map.
     project : bool
@@ -79,8 +86,6 @@ def manifold_parameter(x: torch.Tensor, *, manifold: geoopt.Manifold | None = No
     -------
     geoopt.ManifoldParameter
     """
-    from . import sphere
-
     manifold = geoopt.Sphere() if manifold is None else manifold
     if not isinstance(manifold, geoopt.Manifold):
         raise TypeError(f"manifold must be a geoopt.Manifold, got {type(manifold).__name__}")
@@ -116,9 +121,9 @@ def make_optimizer(params: Sequence[torch.nn.Parameter], name: str = "sgd", *, l
         raise ValueError(f"name must be one of {OPTIMIZERS}, got {name!r}")
     if not isinstance(params, (list, tuple)) or len(params) == 0:
         raise TypeError("params must be a nonempty list of parameters (one per block)")
-    lr = rgd._check_lr(lr, "lr")
-    scales = rgd._check_scales(scales, len(params))
-    momentum = rgd._check_real(momentum, "momentum", 0.0, 1.0, closed_low=True)
+    lr = check_positive_real(lr, "lr")
+    scales = check_scales(scales, len(params))
+    momentum = check_real(momentum, "momentum", low=0.0, high=1.0, high_open=True)
     if stabilize is not None:
         stabilize = check_positive_int(stabilize, "stabilize")
     groups = [{"params": [p], "lr": lr * s} for p, s in zip(params, scales)]
@@ -126,7 +131,7 @@ def make_optimizer(params: Sequence[torch.nn.Parameter], name: str = "sgd", *, l
         return geoopt.optim.RiemannianSGD(groups, lr=lr, momentum=momentum, stabilize=stabilize)
     if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
         raise TypeError(f"betas must be a pair of floats in [0, 1), got {betas!r}")
-    betas = tuple(rgd._check_real(b, f"betas[{i}]", 0.0, 1.0, closed_low=True) for i, b in enumerate(betas))
+    betas = tuple(check_real(b, f"betas[{i}]", low=0.0, high=1.0, high_open=True) for i, b in enumerate(betas))
     return geoopt.optim.RiemannianAdam(groups, lr=lr, betas=betas, stabilize=stabilize)
 
 
@@ -163,15 +168,22 @@ def step(points, egrads, lr: float, scales: Sequence[float] | None = None, *, ex
     Tensor or tuple of Tensor
         The new points (plain tensors), in the same form as ``points``.
     """
-    blocks, single = rgd._as_blocks(points, "points")
-    grads, _ = rgd._as_blocks(egrads, "egrads")
+    blocks, single = check_blocks(points, "points")
+    grads, _ = check_blocks(egrads, "egrads")
     if len(grads) != len(blocks):
         raise ValueError(f"egrads must have one tensor per block of points ({len(blocks)}), got {len(grads)}")
     manifold = geoopt.SphereExact() if exact else geoopt.Sphere()
     params = [manifold_parameter(x, manifold=manifold, project=False) for x in blocks]
-    for p, g in zip(params, grads):
+    lr = check_positive_real(lr, "lr")
+    scales = check_scales(scales, len(params))
+    for i, (p, g) in enumerate(zip(params, grads)):
         if g.shape != p.shape:
             raise ValueError(f"each egrad must have the shape of its block {tuple(p.shape)}, got {tuple(g.shape)}")
+        # geoopt forms x - lr * g and squares it: past sqrt(max float) the rows would come back as zeros
+        size = lr * scales[i] * float(g.abs().max())
+        if not size < torch.finfo(p.dtype).max ** 0.5 / 1e4:
+            raise ValueError(f"lr is too large for geoopt's retraction: lr * scale * max|egrad| = {size:.3g} "
+                             "overflows its squares; use a smaller lr (rgd.step handles any finite lr)")
         p.grad = g.detach().clone().to(p.dtype)
     make_optimizer(params, "sgd", lr=lr, scales=scales).step()
     out = tuple(p.detach().clone() for p in params)
@@ -181,7 +193,7 @@ def step(points, egrads, lr: float, scales: Sequence[float] | None = None, *, ex
 def run(points, loss_fn: Callable | None = None, *, egrad_fn: Callable | None = None, optimizer: str = "sgd",
         lr: float = 1.0, steps: int = 1000, scales: Sequence[float] | None = None, gtol: float | None = 1e-10,
         f_opt=None, ftol: float | None = None, momentum: float = 0.0, betas: tuple[float, float] = (0.9, 0.999),
-        exact: bool = False, callback: Callable | None = None) -> rgd.History:
+        exact: bool = False, tangent_grads: bool = False, callback: Callable | None = None) -> rgd.History:
     r"""Optimize with a geoopt Riemannian optimizer; same stopping rules and records as :func:`ncbook.rgd.run`.
 
     Parameters
@@ -201,14 +213,19 @@ def run(points, loss_fn: Callable | None = None, *, egrad_fn: Callable | None = 
         Passed to :func:`make_optimizer`.
     exact : bool
         Use ``geoopt.SphereExact`` (exponential map) instead of ``geoopt.Sphere`` (projection).
+    tangent_grads : bool
+        ``egrad_fn`` already returns Riemannian (tangent) gradients: geoopt's projection leaves them
+        unchanged, and their norm needs no projection here (saves work).
 
     Returns
     -------
     ncbook.rgd.History
     """
-    blocks, _ = rgd._as_blocks(points, "points")
+    blocks, _ = check_blocks(points, "points")
     for i, x in enumerate(blocks):
         check_unit_rows(x, f"points[{i}]")
+        if x.shape[-1] < 2:
+            raise ValueError(f"points[{i}] rows must have length d >= 2 (a sphere with a tangent space)")
     if (loss_fn is None) == (egrad_fn is None):
         raise TypeError("give exactly one of loss_fn (autograd) and egrad_fn (closed-form gradients)")
     for name, fn in (("loss_fn", loss_fn), ("egrad_fn", egrad_fn), ("callback", callback)):
@@ -216,28 +233,38 @@ def run(points, loss_fn: Callable | None = None, *, egrad_fn: Callable | None = 
             raise TypeError(f"{name} must be callable, got {type(fn).__name__}")
     if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
-    lr = rgd._check_lr(lr, "lr")
+    lr = check_positive_real(lr, "lr")
     steps = check_positive_int(steps, "steps", minimum=0)
-    scales = rgd._check_scales(scales, len(blocks))
-    gtol, ftol = rgd._check_tol(gtol, "gtol"), rgd._check_tol(ftol, "ftol")
-    return _run_fast(blocks, egrad_fn, loss_fn=loss_fn, optimizer=optimizer, lr=lr, steps=steps, scales=scales,
-                     gtol=gtol, f_opt=f_opt, ftol=ftol, momentum=momentum, betas=betas, exact=exact,
-                     callback=callback)
+    scales = check_scales(scales, len(blocks))
+    gtol = check_tolerance(gtol, "gtol", allow_none=True)
+    ftol = check_tolerance(ftol, "ftol", allow_none=True)
+    t0 = time.perf_counter()
+    advance, start = geoopt_stepper(blocks, egrad_fn, loss_fn=loss_fn, optimizer=optimizer, lr=lr, scales=scales,
+                                    momentum=momentum, betas=betas, exact=exact, tangent_grads=bool(tangent_grads))
+    f_opt = rgd.batch_value(f_opt, start.f, "f_opt")
+    stop = rgd.StoppingTest(gtol=gtol, ftol=ftol, f_opt=f_opt,
+                            floor=None if f_opt is None else rgd.roundoff(f_opt, start.f))
+    return finish(rgd.iterate(advance, start, steps=steps, stop=stop, callback=callback, t0=t0))
 
 
-def _run_fast(points, egrad_fn, *, loss_fn=None, optimizer, lr, steps, scales, gtol, f_opt, ftol, momentum=0.0,
-              betas=(0.9, 0.999), exact=False, callback=None, t0=None, tangent_grads=False) -> rgd.History:
-    """The loop of :func:`run` on validated inputs (also used by :func:`ncbook.ufm.solve`).
+def finish(hist: rgd.History) -> rgd.History:
+    """Detach the final point from the optimizer's parameters (copies, safe to keep)."""
+    hist.points = tuple(p.detach().clone() for p in hist.points)
+    return hist
 
-    ``tangent_grads=True`` says that ``egrad_fn`` already returns Riemannian (tangent) gradients:
-    geoopt's projection leaves them unchanged, and their norm needs no projection. As in
-    :func:`ncbook.rgd.run`, a single run keeps its scalars as Python floats.
+
+def geoopt_stepper(points, egrad_fn, *, loss_fn=None, optimizer="sgd", lr, scales, momentum=0.0,
+                   betas=(0.9, 0.999), exact=False, tangent_grads=False):
+    """A geoopt optimizer as a step of :func:`ncbook.rgd.iterate`: returns ``(advance, first_iterate)``.
+
+    Inputs are not validated here (:func:`run` does it). ``advance`` runs ``optimizer.step()`` on
+    ``ManifoldParameter`` copies of ``points``; the runs of a batch that have stopped get their point
+    back after the step (their optimizer state still moves, as it would in a loop over the batch).
     """
-    t0 = time.perf_counter() if t0 is None else t0
     manifold = geoopt.SphereExact() if exact else geoopt.Sphere()
     params = [geoopt.ManifoldParameter(x.detach().clone(), manifold=manifold) for x in points]
     opt = make_optimizer(params, optimizer, lr=lr, scales=scales, momentum=momentum, betas=betas)
-    nd = None
+    ones = (1.0,) * len(params)
 
     def evaluate():
         if egrad_fn is not None:
@@ -252,72 +279,28 @@ def _run_fast(points, egrad_fn, *, loss_fn=None, optimizer, lr, steps, scales, g
                 raise TypeError("loss_fn must return a tensor computed from the parameters (for autograd)")
             f.sum().backward()
             f = f.detach()
-        k = f.ndim if nd is None else nd
         with torch.no_grad():
-            rg = [p.grad if tangent_grads else manifold.egrad2rgrad(p, p.grad) for p in params]
-            if k:
-                sq = sum((r * r).flatten(k).sum(-1) for r in rg)
-                return f, sq.sqrt()
-            return float(f), math.sqrt(sum(float(torch.dot(r.reshape(-1), r.reshape(-1))) for r in rg))
+            rg = tuple(p.grad if tangent_grads else manifold.egrad2rgrad(p, p.grad) for p in params)
+        return stepsize.Iterate.make(tuple(p.detach() for p in params), f, rg, ones)
 
-    f, gnorm = evaluate()
-    nd = f.ndim if isinstance(f, torch.Tensor) else 0
-    batched = nd > 0
-    bshape = tuple(f.shape) if batched else ()
-    if any(p.ndim <= nd or tuple(p.shape[:nd]) != bshape for p in params):
-        raise ValueError(f"the loss has batch shape {bshape}; every block must start with it")
-    if f_opt is not None:
-        f_opt = torch.as_tensor(f_opt, dtype=f.dtype, device=f.device).expand(bshape) if batched else float(f_opt)
-    active = torch.ones(bshape, dtype=torch.bool, device=f.device) if batched else True
-    converged = torch.zeros_like(active) if batched else False
-    iters = torch.zeros(bshape, dtype=torch.long, device=f.device) if batched else 0
-    losses, gnorms, alphas, times = [f], [gnorm], [], [time.perf_counter() - t0]
-    too_long = torch.finfo(params[0].dtype).max ** 0.5 / 1e4
-    smax = max(scales)
-    for t in range(steps + 1):
-        converged, active = rgd._stopping_test(f, gnorm, f_opt, gtol, ftol, active, converged, batched)
-        if callback is not None and callback(t, tuple(p.detach() for p in params), f, gnorm):
-            break
-        if t == steps or not (bool(active.any()) if batched else active):
-            break
-        partial = batched and not bool(active.all())
+    start = evaluate()
+    nd = start.f.ndim
+    if any(p.ndim <= nd or tuple(p.shape[:nd]) != tuple(start.f.shape) for p in params):
+        raise ValueError(f"the loss has batch shape {tuple(start.f.shape)}; every block must start with it")
+    if not bool(torch.isfinite(start.f).all()) or not bool(torch.isfinite(start.gnorm).all()):
+        raise ValueError("the loss or its gradient is not finite at the starting point")
+
+    def advance(it, active):
+        partial = not bool(active.all())
         if partial:  # frozen runs keep their point: remember it, step everyone, restore
             old = [p.detach().clone() for p in params]
         opt.step()
         if partial:
             with torch.no_grad():
                 for p, o in zip(params, old):
-                    p.copy_(torch.where(active.reshape(bshape + (1,) * (p.ndim - nd)), p, o))
-        iters += active
-        # a step so long that |x + u|^2 overflows would leave zero rows; NaN must never pass silently
-        short = lr * smax * (gnorm.clamp_min(1.0) if batched else max(gnorm, 1.0)) < too_long
-        f, gnorm = evaluate()
-        ok = bool((torch.isfinite(f) & torch.isfinite(gnorm) & short).all()) if batched else (
-            math.isfinite(f) and math.isfinite(gnorm) and short)
-        if not ok:
-            raise ValueError(f"the geoopt-{optimizer} run diverged at step {t + 1}: the step overflowed or the "
-                             "loss or gradient is no longer finite; use a smaller lr")
-        if batched:
-            losses.append(torch.where(active, f, math.nan))
-            gnorms.append(torch.where(active, gnorm, math.nan))
-            alphas.append(torch.where(active, lr, math.nan))
-        else:
-            losses.append(f)
-            gnorms.append(gnorm)
-            alphas.append(lr)
-        times.append(time.perf_counter() - t0)
+                    p.copy_(torch.where(active.reshape(active.shape + (1,) * (p.ndim - nd)), p, o))
+        return lr, evaluate(), 1
 
-    record = functools.partial(rgd._record, batched=batched)
-
-    return rgd.History(
-        points=tuple(p.detach().clone() for p in params),
-        loss=record(losses, (1,) + bshape),
-        grad_norm=record(gnorms, (1,) + bshape),
-        step_size=record(alphas, (0,) + bshape),
-        time=np.asarray(times),
-        iterations=iters.cpu().numpy() if batched else int(iters),
-        converged=converged.cpu().numpy() if batched else bool(converged),
-        rule=f"geoopt-{optimizer}",
-        evaluations=len(losses),
-        scales=tuple(scales),
-    )
+    advance.rule = f"geoopt-{optimizer}"
+    advance.scales = tuple(scales)
+    return advance, start

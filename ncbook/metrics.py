@@ -40,6 +40,7 @@ from ._checks import (
     check_labels,
     check_matrix,
     check_positive_int,
+    check_real,
 )
 from .config import default_device
 
@@ -73,11 +74,12 @@ def etf_target(K: int, *, dtype: torch.dtype = _F64, device=None) -> torch.Tenso
 
 
 def _etf_distance(G: torch.Tensor, what: str) -> float:
-    """:math:`\\lVert G/\\lVert G\\rVert_F - E\\rVert_F` for a ``(K, K)`` matrix ``G`` (float64)."""
-    nrm = torch.linalg.matrix_norm(G)
-    if not float(nrm) > 0:
+    r""":math:`\lVert G/\lVert G\rVert_F - E\rVert_F` for a ``(K, K)`` matrix ``G`` (float64)."""
+    scale = G.abs().max()  # rescale first: the squares of a Gram of tiny features would underflow
+    if not float(scale) > 0:
         raise ValueError(f"{what} is the zero matrix, so its distance to the ETF is undefined")
-    return float(torch.linalg.matrix_norm(G / nrm - etf_target(G.shape[0], device=G.device)))
+    G = G / scale
+    return float(torch.linalg.matrix_norm(G / torch.linalg.matrix_norm(G) - etf_target(G.shape[0], device=G.device)))
 
 
 def _check_W(W, K: int | None = None) -> torch.Tensor:
@@ -248,8 +250,11 @@ class ClassStats:
         The pseudo-inverse keeps the eigen-directions of :math:`\Sigma_B` with eigenvalue above
         ``rtol`` times the largest (default ``max(d, K) * eps``, as ``numpy.linalg.pinv``); the trace is
         a sum of :math:`v^\top\Sigma_W v/\lambda \ge 0` terms and is clamped at 0 against round-off.
-        ``ValueError`` when :math:`\Sigma_B = 0` (all class means coincide: NC1 is undefined).
+        ``ValueError`` when :math:`\Sigma_B = 0` (all class means coincide: NC1 is undefined), and
+        when ``rtol`` is not a number in ``[0, 1)`` (NaN would keep no direction and report 0).
         """
+        if rtol is not None:
+            rtol = check_real(rtol, "rtol", low=0.0, high=1.0, high_open=True)
         Sb = self.sigma_b().to(_F64)
         Sw = self.sigma_w().to(_F64)
         Sw = 0.5 * (Sw + Sw.T)
@@ -271,7 +276,7 @@ class ClassStats:
         :math:`\lVert G/\lVert G\rVert_F - E\rVert_F` with :math:`G = \tilde M\tilde M^\top`.
         """
         M = (self.means() - self.global_mean()).to(_F64)
-        return _etf_distance(M @ M.T, "the Gram matrix of the centred class means")
+        return _etf_distance(M @ M.T, "the Gram matrix of the centred class means (of H)")
 
     def _dual(self, W, centred: bool) -> float:
         W = _check_W(W, self.K)
@@ -281,7 +286,7 @@ class ClassStats:
         if centred:
             M = M - self.global_mean()
         WM = W.detach().to(device=self.device, dtype=_F64) @ M.to(_F64).T
-        return _etf_distance(WM, "W @ M.T (classifier against class means)")
+        return _etf_distance(WM, "W @ M.T (classifier W against the class means of H)")
 
     def nc3(self, W: torch.Tensor) -> float:
         r"""NC3, paper-code variant: :math:`\lVert W M^\top/\lVert W M^\top\rVert_F - E\rVert_F`, uncentred means."""

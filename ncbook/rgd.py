@@ -44,9 +44,7 @@ Introduced in: chapter 03 (RGD by hand).
 
 from __future__ import annotations
 
-import functools
 import math
-import numbers
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -54,18 +52,28 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from . import sphere
-from ._checks import check_matrix, check_positive_int, check_positive_real, check_unit_rows
+from . import sphere, stepsize
+from ._checks import (
+    check_blocks,
+    check_positive_int,
+    check_positive_real,
+    check_real,
+    check_scales,
+    check_tolerance,
+    check_unit_rows,
+)
+from .stepsize import DEFAULTS, Iterate
 
-__all__ = ["RULES", "History", "step", "run"]
+__all__ = ["RULES", "History", "StoppingTest", "step", "run", "iterate", "rgd_stepper", "first_iterate",
+           "batch_value", "roundoff", "retract_blocks", "record_array"]
 
-#: Step-size rules accepted by :func:`run`.
-RULES = ("fixed", "armijo", "bb")
+#: Step-size rules accepted by :func:`run` (the classes are in :mod:`ncbook.stepsize`).
+RULES = tuple(stepsize.RULES)
 
 
 @dataclass
 class History:
-    """What :func:`run` returns: the final point and one record per iterate.
+    r"""What :func:`run` returns: the final point and one record per iterate.
 
     For a batch of ``B`` runs the records have a trailing run axis, shape ``(T+1, B)``; after a run
     stops, its entries are NaN.
@@ -77,9 +85,9 @@ class History:
     loss : ndarray ``(T+1,)`` or ``(T+1, B)``
         :math:`f(x_t)` for ``t = 0..T`` (``T`` = iterations done).
     grad_norm : ndarray ``(T+1,)`` or ``(T+1, B)``
-        :math:`\\lVert \\operatorname{grad} f(x_t) \\rVert` (product metric, all blocks together).
+        :math:`\lVert \operatorname{grad} f(x_t) \rVert` (product metric, all blocks together).
     step_size : ndarray ``(T,)`` or ``(T, B)``
-        The base step :math:`\\alpha_t` accepted at iteration ``t`` (block ``i`` moved by ``alpha * s_i``).
+        The base step :math:`\alpha_t` accepted at iteration ``t`` (block ``i`` moved by ``alpha * s_i``).
     time : ndarray ``(T+1,)``
         Seconds since the start of :func:`run` when iterate ``t`` was evaluated.
     iterations : int or ndarray ``(B,)``
@@ -129,15 +137,96 @@ def step(points, grads, lr, scales=None) -> tuple:
         The new points, on the spheres. geoopt: ``Sphere.retr(x, -lr * g)`` per block, which is what
         ``geoopt.optim.RiemannianSGD`` does (with param groups for the scales).
     """
-    points, single = _as_blocks(points, "points")
-    grads, _ = _as_blocks(grads, "grads")
+    points, single = check_blocks(points, "points")
+    grads, _ = check_blocks(grads, "grads")
     if len(grads) != len(points):
         raise ValueError(f"grads must have one tensor per block of points ({len(points)}), got {len(grads)}")
-    lr = _check_lr(lr, "lr")
-    scales = _check_scales(scales, len(points))
-    # sphere.retract validates the point (unit rows) and the shape of each tangent vector.
-    new = tuple(sphere.retract(x, -(lr * s) * g) for x, g, s in zip(points, grads, scales))
-    return new[0] if single else new
+    lr = check_positive_real(lr, "lr")
+    scales = check_scales(scales, len(points))
+    new = []
+    for i, (x, g, s) in enumerate(zip(points, grads, scales)):
+        name = "points" if single else f"points[{i}]"
+        gname = "grads" if single else f"grads[{i}]"
+        new.append(sphere.step_along(x, g, -(lr * s), point_name=name, vector_name=gname, step_name="lr"))
+    return new[0] if single else tuple(new)
+
+
+@dataclass
+class StoppingTest:
+    r"""When a run stops, defined once for :func:`run`, :func:`ncbook.geoopt_rgd.run` and ``solve``.
+
+    A run stops at the first iterate with :math:`\lVert\operatorname{grad} f\rVert \le \mathrm{gtol}\cdot s_g`
+    or :math:`f - f^\star \le \mathrm{ftol}\cdot s_f`. Absolute tests have :math:`s_g = s_f = 1`; with
+    ``relative=True``, :math:`s_g = f` (the test bounds :math:`\lVert\operatorname{grad}\log f\rVert`)
+    or the given ``g_scale`` (e.g. :math:`f^\star \le f`, a stricter constant), and :math:`s_f = f^\star`
+    (a relative gap), which keeps their meaning when the loss is exponentially small. A gap below
+    ``-floor`` (round-off) means ``f_opt`` is not a lower bound: :class:`ValueError`, never convergence.
+
+    Attributes
+    ----------
+    gtol, ftol : float or None
+        Tolerances (None: that test is off; ``ftol`` needs ``f_opt``).
+    g_scale : Tensor or None
+        With ``relative=True``, a constant scale of the gradient test instead of :math:`f`.
+    f_opt : Tensor or None
+        Known optimal value, of the batch shape.
+    relative : bool
+    floor : float or Tensor
+        Allowed negative gap (round-off of the loss), of the batch shape or a number.
+    """
+
+    gtol: float | None = None
+    ftol: float | None = None
+    f_opt: torch.Tensor | None = None
+    relative: bool = False
+    floor: object = 0.0
+    g_scale: object = None
+
+    def prepare(self) -> None:
+        """Precompute the thresholds that do not change during a run."""
+        self.f_stop = None
+        self.f_low = None
+        self.g_stop = None
+        if self.gtol is not None and (not self.relative or self.g_scale is not None):
+            self.g_stop = self.gtol * (1.0 if self.g_scale is None else self.g_scale)
+        if self.f_opt is not None:
+            self.f_low = self.f_opt - self.floor
+            if self.ftol is not None:
+                self.f_stop = self.f_opt + (self.ftol * self.f_opt.abs() if self.relative else self.ftol)
+
+    def done(self, it: Iterate) -> torch.Tensor | None:
+        """Bool tensor of the batch shape: which runs meet the test at ``it`` (None: no test is on)."""
+        out = None
+        if self.g_stop is not None:
+            out = it.gnorm <= self.g_stop
+        elif self.gtol is not None:
+            out = it.gnorm <= self.gtol * it.f.abs()
+        if self.f_stop is not None:
+            out = it.f <= self.f_stop if out is None else out | (it.f <= self.f_stop)
+        return out
+
+    def below_floor(self, it: Iterate, t: int) -> None:
+        """Raise :class:`ValueError` if a gap is negative beyond round-off (``f_opt`` is no lower bound)."""
+        if self.f_low is not None and bool((it.f < self.f_low).any()):
+            self.refuse(float((it.f - self.f_opt).min()), t)
+
+    def check_history(self, losses: np.ndarray) -> None:
+        """:meth:`below_floor` on a whole record ``(T+1, *batch)`` at once (NaN entries are skipped)."""
+        if self.f_low is None:
+            return
+        low = self.f_low.cpu().numpy()
+        with np.errstate(invalid="ignore"):
+            bad = np.argwhere(losses < low)
+        if len(bad):
+            t = int(bad[0][0])
+            self.refuse(float(np.nanmin(losses[t] - self.f_opt.cpu().numpy())), t)
+
+    def refuse(self, worst: float, t: int) -> None:
+        """The error for a negative gap ``worst`` at iteration ``t``."""
+        raise ValueError(
+            f"f_opt is not a lower bound of the loss: at iteration {t} the gap f - f_opt is {worst:.3g}, "
+            f"beyond round-off ({float(torch.as_tensor(self.floor).max()):.2g}); check f_opt "
+            "(ufm.optimal_loss assumes balanced classes and d >= K-1)")
 
 
 def run(
@@ -153,12 +242,12 @@ def run(
     f_opt=None,
     ftol: float | None = None,
     loss_and_rgrad: Callable | None = None,
-    c: float = 1e-4,
-    shrink: float = 0.5,
-    max_backtracks: int = 40,
-    lr_min: float = 1e-12,
-    lr_max: float = 1e6,
-    nonmonotone: float = 0.85,
+    c: float = DEFAULTS["c"],
+    shrink: float = DEFAULTS["shrink"],
+    max_backtracks: int = DEFAULTS["max_backtracks"],
+    lr_min: float = DEFAULTS["lr_min"],
+    lr_max: float = DEFAULTS["lr_max"],
+    nonmonotone: float = DEFAULTS["nonmonotone"],
     callback: Callable | None = None,
 ) -> History:
     r"""Run RGD from ``points`` until the gradient norm or the gap is small, or for ``steps`` steps.
@@ -176,7 +265,7 @@ def run(
     lr : float
         Step size of ``"fixed"``; first trial step of ``"armijo"`` and ``"bb"``.
     rule : {"fixed", "armijo", "bb"}
-        Step-size rule (see the module docstring).
+        Step-size rule (see the module docstring and :mod:`ncbook.stepsize`).
     steps : int
         Maximum number of steps.
     scales : sequence of float, optional
@@ -184,7 +273,8 @@ def run(
     gtol : float or None
         Stop when :math:`\lVert \operatorname{grad} f \rVert \le` ``gtol`` (None: never).
     f_opt : float, Tensor ``(B,)`` or None
-        Known optimal value; with ``ftol``, stop when :math:`f - f^\star \le` ``ftol``.
+        Known optimal value; with ``ftol``, stop when :math:`f - f^\star \le` ``ftol``. A gap below
+        minus the round-off of the loss raises :class:`ValueError` (``f_opt`` is not a lower bound).
     ftol : float or None
         Gap tolerance (used only with ``f_opt``).
     loss_and_rgrad : callable, optional
@@ -216,7 +306,7 @@ def run(
     >>> round(float(hist.loss[-1]), 6)
     1.0
     """
-    points, _ = _as_blocks(points, "points")
+    points, _ = check_blocks(points, "points")
     for i, x in enumerate(points):
         check_unit_rows(x, f"points[{i}]")
         if x.shape[-1] < 2:
@@ -233,26 +323,36 @@ def run(
         raise TypeError(f"loss_and_rgrad must be callable, got {type(loss_and_rgrad).__name__}")
     if not isinstance(rule, str) or rule not in RULES:
         raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
-    lr = _check_lr(lr, "lr")
+    lr = check_positive_real(lr, "lr")
     steps = check_positive_int(steps, "steps", minimum=0)
-    scales = _check_scales(scales, len(points))
-    gtol = _check_tol(gtol, "gtol")
-    ftol = _check_tol(ftol, "ftol")
-    c = _check_real(c, "c", 0.0, 1.0)
-    shrink = _check_real(shrink, "shrink", 0.0, 1.0)
-    max_backtracks = check_positive_int(max_backtracks, "max_backtracks", minimum=0)
-    lr_min = _check_lr(lr_min, "lr_min")
-    lr_max = _check_lr(lr_max, "lr_max")
-    if lr_min > lr_max:
-        raise ValueError(f"lr_min must be <= lr_max, got {lr_min} > {lr_max}")
-    nonmonotone = _check_real(nonmonotone, "nonmonotone", 0.0, 1.0, closed_low=True)
+    scales = check_scales(scales, len(points))
+    gtol = check_tolerance(gtol, "gtol", allow_none=True)
+    ftol = check_tolerance(ftol, "ftol", allow_none=True)
+    options = dict(c=check_real(c, "c", low=0.0, high=1.0, low_open=True, high_open=True),
+                   shrink=check_real(shrink, "shrink", low=0.0, high=1.0, low_open=True, high_open=True),
+                   max_backtracks=check_positive_int(max_backtracks, "max_backtracks", minimum=0),
+                   lr_min=check_positive_real(lr_min, "lr_min"), lr_max=check_positive_real(lr_max, "lr_max"),
+                   nonmonotone=check_real(nonmonotone, "nonmonotone", low=0.0, high=1.0, high_open=True))
+    if options["lr_min"] > options["lr_max"]:
+        raise ValueError(f"lr_min must be <= lr_max, got {options['lr_min']} > {options['lr_max']}")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable, got {type(callback).__name__}")
 
-    user_fg = loss_and_rgrad
+    t0 = time.perf_counter()
+    fg = _user_objective(loss_fn, rgrad_fn, loss_and_rgrad)
+    start = first_iterate(fg, points, scales)
+    f_opt = batch_value(f_opt, start.f, "f_opt")
+    floor = None if f_opt is None else roundoff(f_opt, start.f)
+    stop = StoppingTest(gtol=gtol, ftol=ftol, f_opt=f_opt, floor=floor)
+    return iterate(rgd_stepper(fg, stepsize.make_rule(rule, lr, **options), start, scales), start, steps=steps,
+                   stop=stop, callback=callback, t0=t0)
+
+
+def _user_objective(loss_fn, rgrad_fn, loss_and_rgrad):
+    """The user's loss and gradient as one ``fg(points) -> (f, grads)`` with tensor outputs."""
 
     def fg(p):  # accept a bare tensor for a one-block gradient and a plain number for the loss
-        out = user_fg(p) if user_fg is not None else (loss_fn(p), rgrad_fn(p))
+        out = loss_and_rgrad(p) if loss_and_rgrad is not None else (loss_fn(p), rgrad_fn(p))
         if not (isinstance(out, tuple) and len(out) == 2):
             raise TypeError("loss_and_rgrad must return a pair (loss, grads)")
         f, g = out
@@ -263,278 +363,174 @@ def run(
             raise TypeError("the Riemannian gradient must be a tensor or a tuple of tensors (one per block)")
         return f, tuple(gi.detach() for gi in g)
 
-    # First evaluation: also tells us the batch shape (the shape of the loss).
-    f, g = _evaluate(fg, points)
+    return fg
+
+
+# --------------------------------------------------------------------------- the engine
+
+def first_iterate(fg, points, scales) -> Iterate:
+    """Evaluate ``fg`` at the start and check the shapes it returns; the batch shape is the loss's shape."""
+    f, g = fg(tuple(points))
+    if len(g) != len(points):
+        raise ValueError(f"the Riemannian gradient must have one tensor per block ({len(points)}), got {len(g)}")
+    if not bool(torch.isfinite(f).all()) or not all(bool(torch.isfinite(gi).all()) for gi in g):
+        raise ValueError("the loss or its gradient is not finite at the starting point")
     nd = f.ndim
     for i, (x, gi) in enumerate(zip(points, g)):
         if x.ndim <= nd or tuple(x.shape[:nd]) != tuple(f.shape):
             raise ValueError(
                 f"the loss has batch shape {tuple(f.shape)} but points[{i}] has shape {tuple(x.shape)}; "
-                "each block must start with the batch dimensions"
-            )
+                "each block must start with the batch dimensions")
         if gi.shape != x.shape:
             raise ValueError(f"rgrad block {i} has shape {tuple(gi.shape)}, expected {tuple(x.shape)}")
-    if f_opt is not None:
-        f_opt = torch.as_tensor(f_opt, dtype=f.dtype, device=f.device)
-        if not bool(torch.isfinite(f_opt).all()):
-            raise ValueError("f_opt must be finite")
-        f_opt = f_opt.expand(f.shape) if f_opt.ndim == 0 else f_opt
-        if f_opt.shape != f.shape:
-            raise ValueError(f"f_opt must be a number or have the batch shape {tuple(f.shape)}, "
-                             f"got {tuple(f_opt.shape)}")
-    return _loop(points, f, g, fg, lr=lr, rule=rule, steps=steps, scales=scales, gtol=gtol,
-                 f_opt=f_opt, ftol=ftol, c=c, shrink=shrink, max_backtracks=max_backtracks, lr_min=lr_min,
-                 lr_max=lr_max, nonmonotone=nonmonotone, callback=callback)
+    return Iterate.make(points, f, g, scales)
 
 
-# --------------------------------------------------------------------------- the loop
+def batch_value(v, f: torch.Tensor, name: str):
+    """``v`` (None, a number or a tensor) as a finite tensor of the batch shape of ``f``."""
+    if v is None:
+        return None
+    try:
+        v = torch.as_tensor(v, dtype=f.dtype, device=f.device)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise TypeError(f"{name} must be a number or a tensor of the batch shape {tuple(f.shape)}") from exc
+    if not bool(torch.isfinite(v).all()):
+        raise ValueError(f"{name} must be finite")
+    v = v.expand(f.shape) if v.ndim == 0 else v
+    if v.shape != f.shape:
+        raise ValueError(f"{name} must be a number or have the batch shape {tuple(f.shape)}, got {tuple(v.shape)}")
+    return v
 
-def _loop(x, f, g, fg, *, lr, rule, steps, scales, gtol, f_opt, ftol, c, shrink, max_backtracks, lr_min,
-          lr_max, nonmonotone, callback, t0=None) -> History:
-    """The RGD iteration on already validated inputs (no checks inside the loop).
 
-    Per-run scalars (loss, norms, step sizes, tests) are tensors of the batch shape for a batch and
-    plain Python floats and bools for a single run, which saves a dozen tiny tensor operations per
-    step. The helpers below hide the difference.
+def roundoff(f_opt: torch.Tensor, f0: torch.Tensor, factor: float = 64.0) -> torch.Tensor:
+    """How far below ``f_opt`` a computed loss may fall by round-off alone: ``factor * eps * max(|f_opt|, |f0|)``."""
+    eps = torch.finfo(f0.dtype).eps
+    return factor * eps * torch.maximum(f_opt.abs(), f0.abs())
+
+
+def record_array(values: list, empty_shape: tuple, bshape: tuple, dtype) -> np.ndarray:
+    """A per-iteration record as a float64 array ``(T, *batch)``; plain numbers (fixed steps) are broadcast."""
+    if not values:
+        return np.zeros(empty_shape)
+    values = [v if isinstance(v, torch.Tensor) else torch.full(bshape, v, dtype=dtype) for v in values]
+    return torch.stack(values).cpu().numpy().astype(np.float64)
+
+
+def retract_blocks(x: tuple, g: tuple, a, scales: tuple) -> tuple:
+    r"""Row-wise :math:`(x_i - a\, s_i g_i)/\lVert\cdot\rVert` for every block; ``a`` a number or per-run tensor."""
+    out = []
+    for xi, gi, si in zip(x, g, scales):
+        if isinstance(a, torch.Tensor):
+            v = torch.addcmul(xi, gi, a.reshape(a.shape + (1,) * (xi.ndim - a.ndim)), value=-si)
+        else:
+            v = torch.add(xi, gi, alpha=-a * si)
+        out.append(v / torch.linalg.vector_norm(v, dim=-1, keepdim=True))
+    return tuple(out)
+
+
+def rgd_stepper(fg, rule: stepsize.StepRule, start: Iterate, scales: tuple):
+    """The RGD step for :func:`iterate`: the rule searches along :math:`-S g`, retracting each trial point."""
+    rule.start(start, scales)
+    slope = rule.needs_slope
+    too_long = torch.finfo(start.f.dtype).max ** 0.5 / 1e4 / max(scales)
+
+    def advance(it, active):
+        def trial(a):
+            # a step so long that |x - a s g|^2 overflows would leave zero or NaN rows: refuse it first
+            short = it.gnorm < too_long / a if not isinstance(a, torch.Tensor) else a * it.gnorm < too_long
+            if not bool(short.all() if short.ndim else short):
+                raise ValueError(f"the RGD step overflows: lr (or the step size its rule reached, "
+                                 f"{float(torch.as_tensor(a).max()):.3g}) times the gradient norm is too large; "
+                                 "use a smaller lr")
+            x = retract_blocks(it.x, it.g, a, scales)
+            f, g = fg(x)
+            return Iterate.make(x, f, g, scales, slope=slope)
+
+        return rule.search(it, trial, active)
+
+    advance.rule = rule.name
+    advance.scales = tuple(scales)
+    advance.checks_step = True
+    return advance
+
+
+def iterate(advance, start: Iterate, *, steps: int, stop: StoppingTest, callback=None, t0=None,
+            label: str | None = None) -> History:
+    r"""The run loop shared by every optimizer of the course: test, step, freeze, check, record.
+
+    ``advance(it, active) -> (alpha, new_iterate, evaluations)`` makes one step from ``it``
+    (:func:`rgd_stepper` for RGD, ``geoopt_rgd``'s optimizer step for geoopt); ``alpha`` is the base
+    step size taken (a number or a per-run tensor). Runs of a batch that meet ``stop`` are frozen:
+    they keep their iterate while the others go on, so a batch equals its runs done one by one.
+    A step that overflows, or a loss or gradient that is no longer finite, raises :class:`ValueError`
+    naming ``lr``.
     """
     t0 = time.perf_counter() if t0 is None else t0
-    nd = f.ndim
-    bshape = tuple(f.shape)
-    batched = nd > 0
-
-    def dot(u, v):  # <u, v> per run: a (B,) tensor, or a float
-        return (u * v).flatten(nd).sum(-1) if batched else float(torch.dot(u.reshape(-1), v.reshape(-1)))
-
-    def where(cond, a, b):
-        return torch.where(cond, a, b) if batched else (a if cond else b)
-
-    def anyof(cond):
-        return bool(cond.any()) if batched else cond
-
-    def clip(a):
-        return a.clamp(lr_min, lr_max) if batched else min(max(a, lr_min), lr_max)
-
-    def broadcast(a, x):  # a per-run scalar against a block of shape (*batch, ..., d)
-        return a.reshape(bshape + (1,) * (x.ndim - nd))
-
-    def retract_all(x, g, a):  # x_i - a s_i g_i, then rows back to unit norm
-        out = []
-        for xi, gi, si in zip(x, g, scales):
-            v = xi - broadcast(a * si, xi) * gi if batched else torch.add(xi, gi, alpha=-a * si)
-            out.append(v / torch.linalg.vector_norm(v, dim=-1, keepdim=True))
-        return tuple(out)
-
-    def norms(g):  # ||g_i||^2 per block, ||grad f||, and <g, S g> (minus the slope along the step -S g)
-        sq = [dot(gi, gi) for gi in g]
-        return sq, sum(sq) ** 0.5, sum(si * q for si, q in zip(scales, sq))
-
-    if not batched:
-        f = float(f)
-        f_opt = None if f_opt is None else float(f_opt)
-    sq, gnorm, gSg = norms(g)
-    alpha = torch.full(bshape, lr, dtype=f.dtype, device=f.device) if batched else lr
-    active = torch.ones(bshape, dtype=torch.bool, device=f.device) if batched else True
-    converged = torch.zeros_like(active) if batched else False
-    iters = torch.zeros(bshape, dtype=torch.long, device=f.device) if batched else 0
-    # Zhang-Hager nonmonotone reference value C and its weight Q (for "armijo", C is just f).
-    C, Q = f, 1.0
-    # |f+ - f| below flat_rtol * fscale means f is at its round-off floor (scale: the starting loss).
-    flat_rtol = 1e-10 if g[0].dtype == torch.float64 else 1e-5
-    fscale = abs(f).clamp_min(1e-300) if batched else max(abs(f), 1e-300)
-    bb_long = True
-    nan = math.nan
-    smax = max(scales)
-    too_long = torch.finfo(g[0].dtype).max ** 0.5 / 1e4
-    losses, gnorms, alphas, times = [f], [gnorm], [], [time.perf_counter() - t0]
+    rule = label or getattr(advance, "rule", "custom")
+    scales = getattr(advance, "scales", (1.0,))
+    it = start
+    bshape = tuple(it.f.shape)
+    batched = len(bshape) > 0
+    stop.prepare()
+    stop.below_floor(it, 0)
+    active = torch.ones(bshape, dtype=torch.bool, device=it.f.device)
+    too_long = torch.finfo(it.f.dtype).max ** 0.5 / 1e4 / max(scales)
+    step_checked = getattr(advance, "checks_step", False)  # the stepper refuses overflowing steps itself
+    losses, gnorms, alphas, times = [it.f], [it.gnorm], [], [time.perf_counter() - t0]
     evals = 1
+    partial = False  # some runs of the batch have stopped (their records are NaN from then on)
     for t in range(steps + 1):
-        # 1. stopping test at the current iterate x_t
-        converged, active = _stopping_test(f, gnorm, f_opt, gtol, ftol, active, converged, batched)
-        if callback is not None and callback(t, x, f, gnorm):
+        # the test at iterate t (one host sync per step: the any/all of the active runs)
+        done = stop.done(it)
+        if done is None:
+            n_active = active.numel()
+        elif batched:
+            active = active & ~done
+            n_active = int(active.sum())
+        else:  # a single run: no mask to keep, it just stops
+            n_active = 0 if bool(done) else 1
+        if callback is not None and callback(t, it.x, it.f if batched else float(it.f),
+                                             it.gnorm if batched else float(it.gnorm)):
             break
-        if t == steps or not anyof(active):
+        if t == steps or n_active == 0:
             break
-        # 2. trial step size: fixed, the BB step from the last iteration, or twice the last Armijo step
-        a = clip(2 * alpha) if (rule == "armijo" and t > 0) else alpha
-        # 3. trial point, backtracking if the (nonmonotone) Armijo test fails
-        for _ in range(max_backtracks + 1):
-            if not bool(torch.as_tensor(a * smax * gnorm < too_long * 1e4).all()):  # |x - a S g|^2 overflows
-                raise ValueError(f"RGD diverged at step {t + 1}: the step overflows; use a smaller lr")
-            xt = retract_all(x, g, a)
-            ft, gt = fg(xt)
-            ft = ft if batched else float(ft)
-            evals += 1
-            if rule == "fixed":
-                break
-            # Sufficient decrease of f, unless f has reached its round-off floor and can no longer rank
-            # two points: then gradients decide. "bb" uses Hager-Zhang's approximate Armijo test (the
-            # same test for a quadratic); the monotone "armijo" asks the gradient norm to shrink.
-            ok = ft <= C - c * a * gSg
-            flat = abs(ft - f) <= flat_rtol * fscale
-            if anyof(flat):
-                if rule == "bb":
-                    slope = sum(si * dot(gn, gi) for si, gn, gi in zip(scales, gt, g))  # <g+, S g>
-                    ok = where(flat, slope >= -(1 - 2 * c) * gSg, ok)
-                else:
-                    gSg_new = sum(si * dot(gn, gn) for si, gn in zip(scales, gt))
-                    ok = where(flat, gSg_new <= (1 - c) * gSg, ok)
-            if batched:
-                ok = ok | ~active
-            if bool(ok.all()) if batched else ok:
-                break
-            a = where(ok, a, a * shrink)
-        # 4. accept: frozen runs keep their point
-        if batched and not bool(active.all()):
-            xt = tuple(torch.where(broadcast(active, xi), xn, xi) for xi, xn in zip(x, xt))
-            ft = torch.where(active, ft, f)
-            gt = tuple(torch.where(broadcast(active, gi), gn, gi) for gi, gn in zip(g, gt))
-        # Never hand back NaN points silently; and a step so long that |x - a s g|^2 overflows would
-        # leave zero rows (x / inf), so refuse those too.
-        short = a * smax * gnorm < too_long
-        sq_old = sq
-        sq, gnorm, gSg_new = norms(gt)
-        ok = bool((torch.isfinite(ft) & torch.isfinite(gnorm) & short).all()) if batched else (
-            math.isfinite(ft) and math.isfinite(gnorm) and short)
-        if not ok:
-            raise ValueError(f"RGD diverged at step {t + 1}: the step overflowed or the loss or gradient is no "
+        partial = n_active < active.numel()
+        a, new, k = advance(it, active)
+        evals += k
+        if partial:
+            new = new.where(active, it)
+        # NaN or inf must never pass silently (a negative gap is checked on the record at the end)
+        ok = torch.isfinite(new.f + new.gnorm) if step_checked else \
+            (a * it.gnorm < too_long) & torch.isfinite(new.f + new.gnorm)
+        if not bool(ok.all() if batched else ok):
+            raise ValueError(f"{rule} diverged at step {t + 1}: the step overflowed or the loss or gradient is no "
                              "longer finite; use a smaller lr (or a smaller tau, or a rule with a line search)")
-        # 5. BB step size for the next iteration, from s = -a S g (projected to x_{t+1}) and y
-        if rule == "bb":
-            alpha = clip(_bb_step(xt, g, gt, sq_old, sq, a, scales, dot, bb_long, batched))
-            bb_long = not bb_long
-        elif rule == "armijo":
-            alpha = a
-        x, f, g, gSg = xt, ft, gt, gSg_new
-        if rule == "bb":
-            Q_new = nonmonotone * Q + 1
-            C = (nonmonotone * Q * C + f) / Q_new
-            Q = Q_new
+        it = new
+        if partial:
+            losses.append(torch.where(active, it.f, math.nan))
+            gnorms.append(torch.where(active, it.gnorm, math.nan))
+            alphas.append(torch.where(active, a, math.nan))
         else:
-            C = f
-        iters += active
-        if batched:
-            losses.append(torch.where(active, f, nan))
-            gnorms.append(torch.where(active, gnorm, nan))
-            alphas.append(torch.where(active, a, nan))
-        else:
-            losses.append(f)
-            gnorms.append(gnorm)
+            losses.append(it.f)
+            gnorms.append(it.gnorm)
             alphas.append(a)
         times.append(time.perf_counter() - t0)
-
-    record = functools.partial(_record, batched=batched)
+    done = stop.done(it)
+    converged = torch.zeros_like(active) if done is None else done
+    loss = record_array(losses, (1,) + bshape, bshape, it.f.dtype)
+    stop.check_history(loss)
+    # a run's steps: its recorded (non-NaN) iterates after the start
+    iters = (~np.isnan(loss)).sum(0) - 1 if batched else len(losses) - 1
 
     return History(
-        points=tuple(x),
-        loss=record(losses, (1,) + bshape),
-        grad_norm=record(gnorms, (1,) + bshape),
-        step_size=record(alphas, (0,) + bshape),
+        points=it.x,
+        loss=loss,
+        grad_norm=record_array(gnorms, (1,) + bshape, bshape, it.f.dtype),
+        step_size=record_array(alphas, (0,) + bshape, bshape, it.f.dtype),
         time=np.asarray(times),
-        iterations=iters.cpu().numpy() if batched else int(iters),
+        iterations=iters if batched else int(iters),
         converged=converged.cpu().numpy() if batched else bool(converged),
         rule=rule,
         evaluations=evals,
         scales=tuple(scales),
     )
-
-
-def _bb_step(xt, g, gt, sq, sq_new, a, scales, dot, long: bool, batched: bool):
-    r"""Barzilai-Borwein step from the step just taken, in the metric scaled by the block factors.
-
-    With the projection :math:`P` onto the tangent space at the new point as vector transport,
-    :math:`s_i = -a\, s_i P(g_i)` and :math:`y_i = g^+_i - P(g_i)`. Because :math:`g^+_i` is already
-    tangent, :math:`\langle P g_i, g^+_i\rangle = \langle g_i, g^+_i\rangle`, and
-    :math:`\lVert P g\rVert^2 = \lVert g\rVert^2 - \sum_{\text{rows}} (x^{+\top} g)^2`.
-    Long step :math:`\langle s, S^{-1}s\rangle/\langle s,y\rangle`, short step
-    :math:`\langle s, y\rangle/\langle y, S y\rangle`; a non-positive curvature estimate
-    :math:`\langle s,y\rangle \le 0` gives the largest step (the caller clips it).
-    """
-    sSs = sy = ySy = 0.0
-    for xn, gi, gn, g2, gn2, si in zip(xt, g, gt, sq, sq_new, scales):  # g2, gn2: ||g_i||^2, ||g+_i||^2
-        radial = (xn * gi).sum(-1, keepdim=True)  # x+^T g per row: the part of g that the transport removes
-        pg2 = g2 - dot(radial, radial)  # ||P g||^2
-        ggn = dot(gi, gn)  # <P g, g+> = <g, g+>
-        sSs = sSs + si * pg2  # times a^2
-        sy = sy + si * (pg2 - ggn)  # times a
-        ySy = ySy + si * (gn2 - 2 * ggn + pg2)
-    if batched:
-        good = sy > 0 if long else (sy > 0) & (ySy > 0)
-        step_ = torch.where(good, a * sSs / sy if long else a * sy / ySy, math.inf)
-        return torch.nan_to_num(step_, nan=math.inf)
-    if long:
-        return a * sSs / sy if sy > 0 else math.inf
-    return a * sy / ySy if (sy > 0 and ySy > 0) else math.inf
-
-
-# --------------------------------------------------------------------------- checks
-
-def _as_blocks(points, name):
-    """Return ``(tuple_of_tensors, was_single_tensor)``."""
-    if isinstance(points, torch.Tensor):
-        return (check_matrix(points, name, min_ndim=1),), True
-    if not isinstance(points, (tuple, list)) or len(points) == 0:
-        raise TypeError(f"{name} must be a tensor or a nonempty tuple of tensors, got {type(points).__name__}")
-    return tuple(check_matrix(p, f"{name}[{i}]", min_ndim=1) for i, p in enumerate(points)), False
-
-
-def _check_real(v, name, low, high, *, closed_low=False):
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(v).__name__}")
-    v = float(v)
-    ok_low = v >= low if closed_low else v > low
-    if not (math.isfinite(v) and ok_low and v < high):
-        raise ValueError(f"{name} must lie in {'[' if closed_low else '('}{low}, {high}), got {v}")
-    return v
-
-
-def _record(v, shape, *, batched):
-    """A per-iteration history list as an array: ``(T,)`` for one run, ``(T, B)`` for a batch."""
-    if not v:
-        return np.zeros(shape)
-    return torch.stack(v).cpu().numpy() if batched else np.asarray(v, dtype=np.float64)
-
-
-def _stopping_test(f, gnorm, f_opt, gtol, ftol, active, converged, batched):
-    """Stopping test shared by :func:`run` and ``geoopt_rgd.run``: a run stops once its gradient norm
-    is ``<= gtol`` or its gap ``f - f_opt`` is ``<= ftol``. Returns the new ``(converged, active)``;
-    in a batch, runs already stopped stay as they were."""
-    if batched:
-        done = gnorm <= gtol if gtol is not None else torch.zeros_like(active)
-        if f_opt is not None and ftol is not None:
-            done = done | (f - f_opt <= ftol)
-        return converged | (done & active), active & ~done
-    done = (gtol is not None and gnorm <= gtol) or (ftol is not None and f_opt is not None and f - f_opt <= ftol)
-    return done, not done
-
-
-_check_lr = check_positive_real  # lr, lr_min, lr_max and the per-block scales share one check
-
-
-def _check_tol(tol, name):
-    if tol is None:
-        return None
-    if isinstance(tol, bool) or not isinstance(tol, numbers.Real):
-        raise TypeError(f"{name} must be a real number >= 0 or None, got {type(tol).__name__}")
-    tol = float(tol)
-    if math.isnan(tol) or tol < 0:
-        raise ValueError(f"{name} must be >= 0, got {tol}")
-    return tol
-
-
-def _check_scales(scales, m):
-    if scales is None:
-        return (1.0,) * m
-    if isinstance(scales, (str, bytes)) or not isinstance(scales, Sequence):
-        raise TypeError(f"scales must be a sequence of {m} positive numbers, got {type(scales).__name__}")
-    if len(scales) != m:
-        raise ValueError(f"scales must have one entry per block ({m}), got {len(scales)}")
-    return tuple(_check_lr(s, f"scales[{i}]") for i, s in enumerate(scales))
-
-
-def _evaluate(fg, points):
-    f, g = fg(points)
-    if len(g) != len(points):
-        raise ValueError(f"the Riemannian gradient must have one tensor per block ({len(points)}), got {len(g)}")
-    if not bool(torch.isfinite(f).all()) or not all(bool(torch.isfinite(gi).all()) for gi in g):
-        raise ValueError("the loss or its gradient is not finite at the starting point")
-    return f, g

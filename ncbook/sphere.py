@@ -13,6 +13,9 @@ Introduced in: chapter 02 (optimization on the sphere).
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import torch
 
 from ._checks import (
@@ -21,11 +24,16 @@ from ._checks import (
     check_finite,
     check_float_dtype,
     check_matrix,
+    check_real,
     check_same_shape,
+    check_tensor,
+    check_tolerance,
     check_unit_rows,
 )
 
 __all__ = [
+    "check_point",
+    "step_along",
     "inner",
     "normalize",
     "is_on_sphere",
@@ -43,15 +51,26 @@ __all__ = [
 _EPS = {torch.float32: 1e-7, torch.float64: 1e-15}
 
 
-def _point(x, name="x"):
+def check_point(x, name: str = "x") -> torch.Tensor:
+    """Return ``x`` after checking it is a finite floating tensor with unit rows (a point), naming it ``name``."""
     x = check_matrix(x, name, min_ndim=1)
     return check_unit_rows(x, name)
 
 
-def _vector(u, x, name="u"):
+_point = check_point  # old private name, kept for callers outside this module until they switch
+
+
+def _unit_rows(y: torch.Tensor) -> torch.Tensor:
+    """Rows of ``y`` over their norms, with a max-abs rescale first so that no square overflows or underflows."""
+    m = y.abs().amax(-1, keepdim=True)
+    z = y / torch.where(m > 0, m, torch.ones_like(m))
+    return z / torch.linalg.vector_norm(z, dim=-1, keepdim=True)
+
+
+def _vector(u, x, name="u", point_name="x"):
     u = as_tensor(u, name)
-    check_same_shape(x, u, "x", name)
-    check_compatible(x, u, "x", name)
+    check_same_shape(x, u, point_name, name)
+    check_compatible(x, u, point_name, name)
     check_finite(u, name)
     return u
 
@@ -80,16 +99,21 @@ def normalize(x: torch.Tensor) -> torch.Tensor:
     Rows of zero norm have no direction and raise :class:`ValueError`. geoopt: ``Sphere.projx``.
     """
     x = check_matrix(x, "x", min_ndim=1)
-    n = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
-    if bool((n <= _EPS.get(x.dtype, 1e-7)).any()):
-        raise ValueError("x has a row of (near) zero norm, which cannot be normalized onto the sphere")
-    return x / n
+    if bool((x.abs().amax(-1) <= torch.finfo(x.dtype).tiny).any()):
+        raise ValueError("x has a row of zero norm, which cannot be normalized onto the sphere")
+    return _unit_rows(x)
 
 
 def is_on_sphere(x: torch.Tensor, atol: float | None = None) -> bool:
-    """Return True if every row of ``x`` has unit norm within ``atol`` (dtype default)."""
+    """Return True if every row of ``x`` has unit norm within ``atol`` (dtype default).
+
+    ``x`` must be a floating tensor and ``atol`` a finite number >= 0 (else :class:`TypeError` /
+    :class:`ValueError`); rows off the sphere, NaN or inf give False.
+    """
+    x = check_tensor(x, "x")
+    atol = None if atol is None else check_tolerance(atol, "atol")
     try:
-        _point(x) if atol is None else check_unit_rows(check_matrix(x, "x", min_ndim=1), "x", atol)
+        check_point(x) if atol is None else check_unit_rows(check_matrix(x, "x", min_ndim=1), "x", atol)
     except ValueError:
         return False
     return True
@@ -158,12 +182,37 @@ def retract(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """
     x = _point(x)
     u = _vector(u, x)
-    y = x + u
-    n = torch.linalg.vector_norm(y, dim=-1, keepdim=True)
-    # For a tangent u, ||x + u||^2 = 1 + ||u||^2 >= 1; a zero row means u = -x, which is not tangent.
-    if bool((n <= _EPS.get(x.dtype, 1e-7)).any()):
-        raise ValueError("x + u has a zero row, so it cannot be retracted; u must be a tangent vector at x")
-    return y / n
+    return step_along(x, u, 1.0, point_name="x", vector_name="u", checked=True)
+
+
+def step_along(x: torch.Tensor, u: torch.Tensor, t=1.0, *, point_name: str = "x", vector_name: str = "u",
+               step_name: str = "t", checked: bool = False) -> torch.Tensor:
+    r"""The retraction :math:`R_x(t\,u) = (x + t u)/\lVert x + t u\rVert` without overflow, for any finite ``t``.
+
+    Each row is first divided by :math:`\max(1, |t|\,\lVert u\rVert_\infty)` (in the form
+    :math:`c\,x + (c\,t)\,u`, so that :math:`t u` is never formed), which keeps every entry at most
+    2 in size: ``t = 1e200`` gives the direction of ``u`` (the limit), not zeros. ``*_name`` name the
+    arguments in error messages; ``checked=True`` skips the checks of ``x`` and ``u``.
+    """
+    if not checked:
+        x = check_point(x, point_name)
+        u = _vector(u, x, vector_name, point_name)
+    t = _step_value(t, step_name)
+    m = u.abs().amax(-1, keepdim=True)  # ||u||_inf per row
+    big = abs(t) * m > 1  # inf compares correctly too
+    inv = 1.0 / (abs(t) * m)
+    c = torch.where(big, inv, torch.ones_like(m))
+    ct = torch.where(big, math.copysign(1.0, t) / torch.where(m > 0, m, torch.ones_like(m)), torch.full_like(m, t))
+    y = c * x + ct * u
+    # For a tangent u, ||x + t u||^2 = 1 + t^2 ||u||^2 >= 1; a zero row means t u = -x, which is not tangent.
+    if bool((torch.linalg.vector_norm(y, dim=-1) <= _EPS.get(x.dtype, 1e-7)).any()):
+        raise ValueError(f"x + {step_name}*{vector_name} has a zero row, so it cannot be retracted; "
+                         f"{vector_name} must be a tangent vector at {point_name}")
+    return _unit_rows(y)
+
+
+def _step_value(t, name):
+    return check_real(t, name)
 
 
 def exp_map(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
@@ -171,14 +220,19 @@ def exp_map(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 
     .. math:: \operatorname{Exp}_x(u) = \cos(\lVert u\rVert)\, x + \sin(\lVert u\rVert)\, u / \lVert u\rVert .
 
-    geoopt: ``Sphere.expmap``.
+    The norm is computed with a max-abs rescale (no overflow of the squares); a row whose norm
+    exceeds the largest float raises :class:`ValueError`. geoopt: ``Sphere.expmap``.
     """
     x = _point(x)
     u = _vector(u, x)
-    n = torch.linalg.vector_norm(u, dim=-1, keepdim=True)
+    m = u.abs().amax(-1, keepdim=True)
+    m = torch.where(m > 0, m, torch.ones_like(m))
+    n = m * torch.linalg.vector_norm(u / m, dim=-1, keepdim=True)
+    if not bool(torch.isfinite(n).all()):
+        raise ValueError("u has a row whose norm overflows the dtype, so the great circle length is undefined")
     # sin(n)/n -> 1 as n -> 0; torch.sinc(t) = sin(pi t)/(pi t) handles the limit without a branch.
     y = torch.cos(n) * x + torch.sinc(n / torch.pi) * u
-    return y / torch.linalg.vector_norm(y, dim=-1, keepdim=True)
+    return y / torch.linalg.vector_norm(y, dim=-1, keepdim=True)  # |y| is about 1: no rescale needed
 
 
 def log_map(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -229,10 +283,11 @@ def random_point(*shape: int, generator: torch.Generator | None = None, dtype: t
 
     ``random_point(K, d)`` gives a ``(K, d)`` matrix of unit rows. geoopt: ``Sphere.random_uniform``.
     """
-    if not shape or any(not isinstance(s, int) or isinstance(s, bool) for s in shape):
+    if not shape or any(not isinstance(s, numbers.Integral) or isinstance(s, bool) for s in shape):
         raise TypeError(f"shape must be positive integers such as random_point(K, d), got {shape}")
     if any(s < 1 for s in shape):
         raise ValueError(f"shape must be positive integers such as random_point(K, d), got {shape}")
+    shape = tuple(int(s) for s in shape)
     dtype = torch.get_default_dtype() if dtype is None else check_float_dtype(dtype)
     if shape[-1] < 2:
         raise ValueError(f"the last dimension (d) must be >= 2 for a sphere with a tangent space, got {shape[-1]}")

@@ -166,8 +166,8 @@ def _loads(node: ast.AST, names: set[str]) -> bool:
 def is_interactive(cell, tree: ast.Module, aliases: set[str]) -> bool:
     """A cell that displays a widget or a figure built from ipywidgets, plotly or ncbook's demos.
 
-    That is: tagged ``interactive``; or it calls ``display(...)`` or ``<x>.show(...)`` (not
-    ``plt.show()``) on something built with one of ``aliases``; or it ends with such an expression.
+    That is: tagged ``interactive``; or it calls ``display(...)`` or ``<x>.show(...)`` (but not
+    ``plt.show()``); or it ends with an expression that uses one of ``aliases``.
     """
     if "interactive" in cell.metadata.get("tags", []):
         return True
@@ -178,7 +178,7 @@ def is_interactive(cell, tree: ast.Module, aliases: set[str]) -> bool:
         on_plt = isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id == "plt"
         shows = (isinstance(f, ast.Name) and f.id == "display") or (
             isinstance(f, ast.Attribute) and f.attr == "show" and not on_plt)
-        if shows and (_loads(node, aliases) or any(isinstance(a, ast.Name) for a in node.args)):
+        if shows:
             return True
     last = tree.body[-1] if tree.body else None
     return isinstance(last, ast.Expr) and _loads(last, aliases)
@@ -329,7 +329,9 @@ def test_the_slice_finds_the_interactive_cells_and_what_they_need():
         nbformat.v4.new_code_cell("%matplotlib inline\nprint(seed)"),
         nbformat.v4.new_code_cell("w = widgets.IntSlider()\nassert w.value == 0  # uses ipywidgets, shows nothing"),
         nbformat.v4.new_code_cell("plt.show()\ndisplay(w)"),
+        nbformat.v4.new_code_cell("plt.plot(a)\nplt.show()  # matplotlib only"),
+        nbformat.v4.new_code_cell("fig = a.tolist()\nfig.show()"),
     ])
     keep, interactive = colab_slice(nb)
-    assert interactive == [8, 11]
-    assert keep == [0, 1, 2, 3, 4, 5, 8, 10, 11]
+    assert interactive == [8, 11, 13]
+    assert keep == [0, 1, 2, 3, 4, 5, 8, 10, 11, 13]

@@ -40,6 +40,7 @@ def test_quiz_html_is_self_contained():
     html = quiz.quiz_html(QUESTIONS, key="t1")
     assert "http://" not in html and "https://" not in html and " src=" not in html and "@import" not in html
     assert html.count('class="ncb-q"') == 2 and "<script>" in html and 'id="ncb-quiz-t1"' in html
+    assert "mathjax_process" in html and "\\(2+2\\)" in html  # Sphinx's MathJax typesets only such elements
     with pytest.raises(ValueError, match="key"):
         quiz.quiz_html(QUESTIONS, key="bad key")
 

@@ -316,7 +316,7 @@ def test_errors_name_the_argument(gen):
         metrics.ClassStats(3, 6, dtype=torch.int64)
     with pytest.raises(ValueError, match="all class means coincide"):
         metrics.nc1(torch.ones(4, 2, dtype=F64), torch.tensor([0, 1, 0, 1]))
-    with pytest.raises(ValueError, match="centred class means is the zero matrix"):
+    with pytest.raises(ValueError, match=r"centred class means \(of H\) is the zero matrix"):
         metrics.nc2_means(torch.ones(4, 2, dtype=F64), torch.tensor([0, 1, 0, 1]))
     with pytest.raises(ValueError, match=r"logits must have shape \(40, 4\)"):
         metrics.ncc_accuracy(H, y, logits=torch.zeros(40, 3))

@@ -217,7 +217,7 @@ def test_run_rejects_bad_points_and_callables():
 
 
 def test_step_rejects_bad_input():
-    with pytest.raises(ValueError, match="x"):  # sphere.retract names the point
+    with pytest.raises(ValueError, match="points"):  # the message names the user's argument
         rgd.step(torch.ones(2, 3, dtype=F64), torch.zeros(2, 3, dtype=F64), lr=0.1)
     with pytest.raises(ValueError, match="grads"):
         rgd.step((x_unit, x_unit), (x_unit,), lr=0.1)

@@ -289,6 +289,7 @@ def test_a_failing_cell_fails_the_build_loudly(tmp_path):
 
     cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
     cfg["sphinx"]["config"]["html_static_path"] = []
+    cfg["sphinx"]["local_extensions"] = {k: str(ROOT / v) for k, v in cfg["sphinx"]["local_extensions"].items()}
     cfg["sphinx"]["config"].pop("html_extra_path")
     cfg["sphinx"]["config"].pop("html_js_files")
     cfg["sphinx"]["config"].pop("mathjax_path")

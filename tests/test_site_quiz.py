@@ -4,7 +4,7 @@ loads nothing from another host, and answers a click with feedback, with no kern
 from __future__ import annotations
 
 import pytest
-from test_site import CHROMIUM_FLAGS, HTML, _chromium, build_log, site  # noqa: F401  (fixtures)
+from test_site import CHROMIUM_FLAGS, HTML, _chromium, _wait_for_mathjax, build_log, site  # noqa: F401  (fixtures)
 
 from ncbook.course import editions
 
@@ -26,10 +26,15 @@ def quiz_browser(site):  # noqa: F811
 def test_quiz_answers_in_the_static_page(quiz_browser, site, md):  # noqa: F811
     page = quiz_browser.new_page()
     remote = []
-    page.on("request", lambda r: remote.append(r.url) if not r.url.startswith(site) else None)
+    local = (site, f"blob:{site}", "data:")  # blob: and data: URLs made by the page's own scripts
+    page.on("request", lambda r: remote.append(r.url) if not r.url.startswith(local) else None)
     page.goto(f"{site}/book/{md.stem}.html", wait_until="load")
     root = page.locator(f"#ncb-quiz-ch{md.stem[:2]}")
     assert root.count() == 1, "the quiz is not in the page"
+    source = (HTML / "book" / f"{md.stem}.html").read_text()
+    if "\\(" in source.split(f'id="ncb-quiz-ch{md.stem[:2]}"', 1)[1].split("<script>", 1)[0]:
+        _wait_for_mathjax(page)
+        assert root.locator("mjx-container").count() > 0, "the quiz's math was not typeset"
     q = root.locator(".ncb-q[data-kind='choice']").first
     right = q.get_attribute("data-answer")
     wrong = next(b for b in q.locator(".ncb-choice").all() if b.get_attribute("data-i") != right)
@@ -43,5 +48,5 @@ def test_quiz_answers_in_the_static_page(quiz_browser, site, md):  # noqa: F811
     num.locator(".ncb-submit").click()
     assert num.locator(".ncb-feedback").inner_text() == "Correct."
     assert not remote, f"the page loaded from other hosts: {remote[:5]}"
-    assert "jupyterquiz" not in (HTML / "book" / f"{md.stem}.html").read_text()
+    assert "jupyterquiz" not in source
     page.close()

@@ -80,3 +80,16 @@ def test_small_random_runs_finish_with_finite_metrics(tiny, epochs, batch_size, 
     want = sorted({0, epochs} | set(range(eval_every, epochs + 1, eval_every)))
     assert hist.completed and hist["epoch"] == want
     assert all(math.isfinite(v) for k in ("loss", "nc1", "nc2", "nc3") for v in hist[k])
+
+
+@FUZZ
+@given(option=st.sampled_from(["progress", "resume", "seed", "epochs", "threads", "preset", "device"]),
+       value=ANY_VALUE)
+def test_study_options_refuse_by_name(option, value):
+    from ncbook import experiments
+
+    try:
+        experiments.fast_collapse(fast=True, epochs=0, **{"progress": False, option: value})
+    except (TypeError, ValueError) as exc:
+        named = {"threads": "num_threads"}.get(option, option)
+        assert named in str(exc) or option in str(exc), f"{exc!r} does not name {option}"

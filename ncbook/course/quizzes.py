@@ -10,7 +10,8 @@ Colab. A question is a dict:
   number, it is right when it lies within ``tol`` of ``answer`` (compute ``answer`` with ncbook in
   the cell, so the quiz can never disagree with the library).
 
-Text may hold ``$...$`` math (the page's MathJax typesets it) and backtick code spans.
+Text may hold ``$...$`` math (written out as ``\\(...\\)``, which the page's MathJax typesets)
+and backtick code spans.
 
 Introduced in: the "Self-check quiz" section of every chapter.
 """
@@ -72,8 +73,11 @@ _SCRIPT = """
 
 
 def _text(s: str) -> str:
-    """Escape HTML but keep ``$math$`` for MathJax and turn `code` spans into <code>."""
-    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(s, quote=False))
+    r"""Escape HTML, turn `code` spans into <code> and ``$math$`` into ``\(math\)``.
+
+    ``\(...\)`` is what MathJax 3 (the book's) and Jupyter both typeset by default; ``$`` is not."""
+    s = re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(s, quote=False))
+    return re.sub(r"\$([^$]+)\$", lambda m: f"\\({m[1]}\\)", s)
 
 
 def validate_questions(questions) -> list[dict]:
@@ -108,7 +112,8 @@ def quiz_html(questions, key: str) -> str:
     if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z0-9_-]+", key):
         raise ValueError(f"key must be a non-empty str of letters, digits, '-' or '_', got {key!r}")
     qid = f"ncb-quiz-{key}"
-    parts = [f'<div class="ncb-quiz" id="{qid}"><style>{_STYLE}</style>',
+    # mathjax_process: Sphinx's MathJax skips the page body except elements of this class.
+    parts = [f'<div class="ncb-quiz mathjax_process" id="{qid}"><style>{_STYLE}</style>',
              "<p><strong>Self-check.</strong> Click an answer (or type a number and press Check); "
              "nothing is recorded.</p>"]
     for i, q in enumerate(questions, 1):

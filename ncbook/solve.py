@@ -1,0 +1,407 @@
+r"""Solving the normalized UFM from a random start: :func:`solve` and its :class:`SolveResult`.
+
+The problem is :func:`ncbook.ufm.loss` over :math:`(W, H)` on a product of spheres, with balanced
+labels. Every method runs the one loop of :func:`ncbook.rgd.iterate`: the by-hand methods with a
+step-size rule of :mod:`ncbook.stepsize`, the geoopt ones with a geoopt optimizer step
+(:func:`ncbook.geoopt_rgd.geoopt_stepper`). ``ncbook.ufm.solve`` is this function (re-exported).
+
+Introduced in: chapter 03 (RGD by hand), used again in chapters 04-07.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import config, etf, metrics, rgd, stepsize, ufm
+from ._checks import check_integer, check_positive_int, check_positive_real, check_tau, check_tolerance
+
+__all__ = ["METHODS", "SolveResult", "solve", "GEOMETRY_TOL", "ROUNDOFF"]
+
+#: Method names accepted by :func:`solve`, with their default base step size ``lr``.
+#: ``"rgd"`` is the plain recipe of chapter 03 (fixed step, :math:`\eta_H = n\,\eta_W`); ``"rgd-bb"`` and
+#: ``"rgd-armijo"`` use the Barzilai-Borwein and Armijo rules of :mod:`ncbook.stepsize` (``lr`` is
+#: their first trial step); ``"geoopt-sgd"`` is ``geoopt.optim.RiemannianSGD`` with the same step
+#: sizes as ``"rgd"``; ``"geoopt-adam"`` is ``geoopt.optim.RiemannianAdam`` (one ``lr`` for both blocks).
+#: ``"rgd-logbb"`` runs the BB rule on :math:`\log f` (same minimizers, gradient
+#: :math:`\operatorname{grad} f / f`): its steps do not depend on the scale of the loss, which at large
+#: ``tau`` is exponentially small; it is what ``method="auto"`` (the default) picks when no ``lr`` is given.
+METHODS = ("rgd", "rgd-bb", "rgd-armijo", "geoopt-sgd", "geoopt-adam", "rgd-logbb")
+
+#: Per method: (rule or optimizer, default lr, default steps).
+_METHOD_TABLE = {
+    "rgd": ("fixed", 1.0, 100_000),
+    "rgd-bb": ("bb", 1.0, 20_000),
+    "rgd-armijo": ("armijo", 1.0, 50_000),
+    "geoopt-sgd": ("sgd", 1.0, 100_000),
+    "geoopt-adam": ("adam", 1e-2, 20_000),
+    "rgd-logbb": ("bb", 1.0, 20_000),
+}
+_STOP_ON = ("either", "grad", "gap")
+
+
+@dataclass
+class SolveResult:
+    r"""What :func:`solve` returns.
+
+    For a single run the tensors have shapes ``W (K, d)``, ``H (N, d)`` and the histories are 1-D
+    arrays indexed by iteration. For a batch of ``B`` runs (a sequence of seeds and/or taus),
+    ``W`` is ``(B, K, d)``, ``H`` is ``(B, N, d)``, and ``loss``, ``gap``, ``grad_norm`` are lists
+    of ``B`` arrays (runs stop at different iterations); ``iterations`` and ``converged`` are
+    arrays of length ``B``; ``tau``, ``seed`` and ``optimal`` are tuples. :meth:`unbatch` splits a
+    batch into single results.
+
+    Attributes
+    ----------
+    W, H : Tensor
+        Final classifiers and features (unit rows).
+    y : Tensor ``(N,)``
+        Balanced labels, class-major.
+    loss : ndarray ``(T+1,)`` or list
+        :math:`f(W_t, H_t)` for every iterate.
+    gap : ndarray ``(T+1,)``, list, or None
+        ``loss - optimal_loss(K, tau)``; None when ``d < K-1`` (no closed form there).
+    grad_norm : ndarray ``(T+1,)`` or list
+        Riemannian gradient norm :math:`\lVert(\operatorname{grad}_W f, \operatorname{grad}_H f)\rVert`.
+    iterations : int or ndarray
+        Steps taken.
+    converged : bool or ndarray
+        Whether the stopping test was met within ``steps``.
+    method : str
+    lr : float
+        The base step size used.
+    seconds : float
+        Wall time of the optimization loop (the whole batch for a batch).
+    K, d, n, tau, seed, optimal
+        The problem and its closed-form optimal value (None when ``d < K-1``).
+    tol : float or tuple
+        The relative tolerance used (``tol`` raised to the round-off of the loss).
+    nc1, nc2, nc3 : float or ndarray
+        Neural-collapse metrics of the final point (:mod:`ncbook.metrics`).
+    etf_angle : float, ndarray or None
+        Largest angle (radians) between a classifier and its row of the nearest simplex ETF
+        (:func:`ncbook.etf.angle_to_simplex_etf`); None (NaN in a batch) when ``d < K-1``.
+    reason : str or tuple of str
+        ``"converged: ..."`` or why the run is not called converged.
+    """
+
+    W: torch.Tensor
+    H: torch.Tensor
+    y: torch.Tensor
+    loss: object
+    gap: object
+    grad_norm: object
+    iterations: object
+    converged: object
+    method: str
+    lr: float
+    seconds: float
+    K: int
+    d: int
+    n: int
+    tau: object
+    seed: object
+    optimal: object
+    tol: object = None
+    nc1: object = None
+    nc2: object = None
+    nc3: object = None
+    etf_angle: object = None
+    reason: object = ""
+
+    @property
+    def batched(self) -> bool:
+        """True when this result holds a batch of runs."""
+        return self.W.ndim == 3
+
+    @property
+    def final_gap(self):
+        """Last value of the gap (per run for a batch), or None when ``d < K-1``."""
+        if self.gap is None:
+            return None
+        return np.array([g[-1] for g in self.gap]) if self.batched else float(self.gap[-1])
+
+    def unbatch(self) -> list:
+        """Split a batched result into a list of single-run results (a single result gives ``[self]``)."""
+        if not self.batched:
+            return [self]
+        return [
+            SolveResult(W=self.W[b], H=self.H[b], y=self.y, loss=self.loss[b],
+                        gap=None if self.gap is None else self.gap[b], grad_norm=self.grad_norm[b],
+                        iterations=int(self.iterations[b]), converged=bool(self.converged[b]),
+                        method=self.method, lr=self.lr, seconds=self.seconds, K=self.K, d=self.d, n=self.n,
+                        tau=self.tau[b], seed=self.seed[b], optimal=None if self.optimal is None else self.optimal[b],
+                        **{k: _pick(getattr(self, k), b) for k in ("tol", "nc1", "nc2", "nc3", "etf_angle", "reason")})
+            for b in range(self.W.shape[0])
+        ]
+
+
+def solve(K: int, d: int, n: int, tau, *, method: str = "auto", steps: int | None = None, lr: float | None = None,
+          tol: float = 1e-10, seed=0, dtype: torch.dtype = torch.float64, device="cpu",
+          stop_on: str = "either") -> SolveResult:
+    r"""Minimize the normalized UFM from a random start; optionally a batch of runs at once.
+
+    The start has Gaussian rows, normalized onto the sphere (``torch.Generator`` seeded with
+    ``seed``, drawing ``W`` then ``H``, in float64 on the CPU, then cast and moved). The labels are
+    :func:`ncbook.ufm.balanced_labels`. All methods use per-block step sizes :math:`\eta_W = \mathrm{lr}` and
+    :math:`\eta_H = n\cdot\mathrm{lr}` (the :math:`1/N` in :math:`\nabla_H f` is compensated), except
+    ``"geoopt-adam"`` whose steps are scale-free.
+
+    Parameters
+    ----------
+    K, d, n : int
+        Classes (``K >= 2``), dimension (``d >= 2``) and samples per class (``n >= 1``); ``N = K n``.
+    tau : float or sequence of float
+        Inverse temperature(s) > 0. A sequence makes a batch.
+    method : str
+        ``"auto"`` (default) or one of :data:`METHODS`. ``"auto"`` picks ``"rgd"`` (the fixed step)
+        when ``lr`` is given, else ``"rgd-logbb"``, which reaches the simplex ETF at any ``tau``.
+        Default ``lr`` per method: 1.0, except ``"geoopt-adam"``: 0.01 (the BB and Armijo rules adapt it).
+    steps : int, optional
+        Maximum number of steps. Default per method: 100000 for ``"rgd"`` and ``"geoopt-sgd"``,
+        50000 for ``"rgd-armijo"``, 20000 for the others.
+    lr : float, optional
+        Base step size (see ``method``).
+    tol : float
+        Relative tolerance: stop when the gap is ``f - f* <= tol * f*`` or the Riemannian gradient
+        norm is ``<= tol * f*`` (``tol * f`` when ``d < K-1``, where no closed form exists). Both keep
+        their meaning when the loss is exponentially small (large ``tau``). ``tol`` is raised to the
+        round-off of the loss, about ``64 (1 + tau) eps`` (so about 1e-5 in float32); the value used
+        is ``SolveResult.tol``.
+    seed : int or sequence of int
+        Seed(s) of the random start (``0 <= seed < 2**64``). A sequence makes a batch.
+    dtype : torch.float32 or torch.float64
+    device : str or torch.device
+        ``"cpu"``, ``"cuda"`` or ``"auto"``.
+    stop_on : {"either", "grad", "gap"}
+        Which test ``tol`` applies to. ``"grad"`` runs on past the point where the gap hits the
+        round-off floor, which is what an exact ETF to many digits needs: the distance to the
+        minimizers is of order the gradient norm but only the square root of the gap.
+
+    Returns
+    -------
+    SolveResult
+        ``converged`` is True only when the stopping test was met **and**, for ``d >= K-1``, the
+        point is what the theory says the minimizers are: NC1, NC2, NC3 and the angle to the
+        nearest simplex ETF all at most :data:`GEOMETRY_TOL` (1e-4 in float64). ``reason`` says why
+        not otherwise. A gap below ``-64 (1 + tau) eps f*`` is impossible and raises ValueError.
+
+    Notes
+    -----
+    Which method to use: ``"rgd-bb"`` is the fastest by far (tens of iterations where the fixed
+    step needs hundreds to thousands; see ``benchmarks/README.md``) and, like ``"rgd"``,
+    ``"rgd-armijo"`` and ``"geoopt-sgd"``, converges to round-off (gap about 1e-16, gradient norm
+    below 1e-12 with ``stop_on="grad"``). ``"rgd"`` with ``lr=1`` is chapter 03's recipe; it slows
+    down for large ``tau`` (at ``K, d, n, tau = 10, 16, 20, 20`` it was still at a gap of 6e-6 after
+    5000 steps, where ``"rgd-bb"`` reached 1e-10 in about 300). ``"geoopt-adam"`` keeps
+    steps of size about ``lr`` however small the gradient, so with a constant ``lr`` it only reaches
+    a gap of about 1e-8 to 1e-10; use it with a looser ``tol``. ``"geoopt-sgd"`` equals ``"rgd"``
+    step for step (to round-off).
+    At large ``tau`` the loss is exponentially small (:math:`f^\star \approx (K-1)e^{-\tau K/(K-1)}`)
+    and its curvature with it, so the BB step on :math:`f` would have to grow like
+    :math:`1/(\tau^2 f)`; it is clipped at ``lr_max`` and ``"rgd-bb"`` stalls far from the ETF (at
+    ``K, d, n, tau = 10, 16, 5, 50`` it ends near NC2 = 0.5). ``"rgd-logbb"`` runs the same rule on
+    :math:`\log f`, whose curvature does not shrink with :math:`f`: tens of iterations to NC2 below
+    1e-6 up to ``tau = 100`` (``benchmarks/README.md``).
+
+    A batch: when ``seed`` and/or ``tau`` is a sequence, the runs are stacked on a leading axis
+    (``W`` of shape ``(B, K, d)``) and optimized together in one vectorized loop; two sequences are
+    paired (equal lengths), a single value is repeated. Each run keeps its own step sizes and stopping
+    test and is frozen once it stops, so run ``b`` of a batch equals ``solve`` with ``seed[b]``,
+    ``tau[b]`` (to round-off).
+
+    Examples
+    --------
+    >>> res = solve(4, 3, 5, 2.0, method="rgd-bb")
+    >>> bool(res.converged), res.final_gap < 1e-10
+    (True, True)
+    """
+    K = check_positive_int(K, "K", minimum=2)
+    d = check_positive_int(d, "d", minimum=2)
+    n = check_positive_int(n, "n")
+    if method is None:
+        method = "auto"
+    if not isinstance(method, str) or method not in METHODS + ("auto",):
+        raise ValueError(f"method must be 'auto' or one of {METHODS}, got {method!r}")
+    if method == "auto":  # a given lr asks for a fixed step; otherwise the tau-robust BB on log f
+        method = "rgd" if lr is not None else "rgd-logbb"
+    if not isinstance(stop_on, str) or stop_on not in _STOP_ON:
+        raise ValueError(f"stop_on must be one of {_STOP_ON}, got {stop_on!r}")
+    rule, default_lr, default_steps = _METHOD_TABLE[method]
+    steps = default_steps if steps is None else check_positive_int(steps, "steps", minimum=0)
+    lr = default_lr if lr is None else check_positive_real(lr, "lr")
+    tol = check_tolerance(tol, "tol")
+    if dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
+    device = config.default_device(device)
+    taus, tau_batched = _as_list(tau, "tau", lambda v, name: check_tau(v))
+    seeds, seed_batched = _as_list(seed, "seed", _check_seed)
+    if tau_batched and seed_batched and len(taus) != len(seeds):
+        raise ValueError(f"seed and tau sequences must have the same length, got {len(seeds)} and {len(taus)}")
+    batched = tau_batched or seed_batched
+    B = max(len(taus), len(seeds))
+    taus = taus * B if len(taus) == 1 else taus
+    seeds = seeds * B if len(seeds) == 1 else seeds
+    has_opt = d >= K - 1
+    if stop_on == "gap" and not has_opt:
+        raise ValueError(f"stop_on='gap' needs d >= K-1 (a known optimal loss), got d={d}, K={K}")
+
+    y = ufm.balanced_labels(K, n, device=device)
+    W, H = _start(K, d, n, seeds, batched, dtype, device)
+
+    def per_run(values):  # one value per run, as a tensor of the batch shape
+        return torch.tensor(values if batched else values[0], dtype=dtype, device=device)
+
+    # relative round-off of the loss (it is accurate in relative terms, to about tau * eps)
+    floor_rel = [ROUNDOFF * (1 + t) * torch.finfo(dtype).eps for t in taus]
+    tols = [max(tol, fl) for fl in floor_rel]  # no test finer than the loss can resolve
+    opt_list = [ufm.optimal_loss(K, t) for t in taus] if has_opt else None  # float64 closed forms
+    use_g = stop_on in ("either", "grad")
+    use_f = stop_on in ("either", "gap") and has_opt
+    log_f = method == "rgd-logbb"
+    fg = ufm.fused_objective(y, K, per_run(taus) if batched else taus[0], dtype)
+    if log_f:  # minimize log f: same minimizers, gradient grad f / f, scale-free at any tau
+        fg = _log_objective(fg)
+        stop = rgd.StoppingTest(gtol=per_run(tols) if use_g else None,
+                                ftol=per_run([math.log1p(t) for t in tols]) if use_f else None,
+                                f_opt=per_run([math.log(o) for o in opt_list]) if has_opt else None,
+                                floor=per_run(floor_rel))
+    else:
+        # ||grad f|| <= tol * f* (f* <= f: a constant and stricter form of the test relative to f)
+        stop = rgd.StoppingTest(gtol=per_run(tols) if use_g else None, ftol=per_run(tols) if use_f else None,
+                                f_opt=per_run(opt_list) if has_opt else None, relative=True,
+                                g_scale=per_run(opt_list) if has_opt else None,
+                                floor=per_run([fl * o for fl, o in zip(floor_rel, opt_list)]) if has_opt else 0.0)
+    scales = (1.0, float(n))
+
+    t0 = time.perf_counter()
+    if method.startswith("rgd"):
+        start = rgd.first_iterate(fg, (W, H), scales)
+        options = {"flat_floor": 1.0} if log_f else {}  # log f has absolute round-off of order eps
+        advance = rgd.rgd_stepper(fg, stepsize.make_rule(rule, lr, **options), start, scales)
+    else:
+        from . import geoopt_rgd  # lazy: geoopt is only needed for the geoopt methods
+
+        # geoopt projects whatever gradient it is given; a tangent one passes unchanged, and saves work
+        advance, start = geoopt_rgd.geoopt_stepper((W, H), fg, optimizer=rule, lr=lr,
+                                                   scales=scales if method == "geoopt-sgd" else (1.0, 1.0),
+                                                   tangent_grads=True)
+    hist = rgd.iterate(advance, start, steps=steps, stop=stop, t0=t0)
+    seconds = time.perf_counter() - t0
+    W, H = (x.detach().clone() for x in hist.points)
+    loss_h, grad_h = hist.loss, hist.grad_norm
+    if log_f:  # back from log f to f: f = exp(log f), ||grad f|| = f ||grad log f||
+        loss_h = np.exp(loss_h)
+        grad_h = grad_h * loss_h
+
+    def split(a):  # (T+1, B) with NaN after a run stopped -> list of B arrays
+        return [a[: int(hist.iterations[b]) + 1, b] for b in range(B)] if batched else a
+
+    opt_np = None if opt_list is None else np.asarray(opt_list if batched else opt_list[0])
+    res = SolveResult(
+        W=W, H=H, y=y, loss=split(loss_h), gap=None if opt_np is None else split(loss_h - opt_np),
+        grad_norm=split(grad_h), iterations=hist.iterations, converged=hist.converged, method=method,
+        lr=lr, seconds=seconds, K=K, d=d, n=n, tau=tuple(taus) if batched else taus[0],
+        seed=tuple(seeds) if batched else seeds[0],
+        optimal=None if opt_list is None else (tuple(opt_list) if batched else opt_list[0]),
+        tol=tuple(tols) if batched else tols[0],
+    )
+    return _certify(res, stop_met=hist.converged)
+
+
+#: Round-off allowance of the loss, in units of (1 + tau) * eps (relative).
+ROUNDOFF = 64.0
+
+#: Largest NC1, NC2, NC3 and angle to the nearest simplex ETF (radians) that :func:`solve` accepts as
+#: "converged to the ETF", per dtype (with ``d >= K-1``).
+GEOMETRY_TOL = {torch.float64: 1e-4, torch.float32: 3e-2}
+
+
+def _log_objective(fg):
+    """``log f`` and its gradient ``grad f / f`` from a fused ``fg`` (per run for a batch)."""
+
+    def fg_log(points):
+        f, (gW, gH) = fg(points)
+        inv = (1.0 / f).reshape(f.shape + (1, 1))
+        return torch.log(f), (gW * inv, gH * inv)
+
+    return fg_log
+
+
+def _certify(res: SolveResult, stop_met) -> SolveResult:
+    """Fill in the geometry (NC1-NC3, angle to the nearest ETF) and let it confirm or refuse convergence."""
+    runs = res.unbatch()
+    geo_tol = GEOMETRY_TOL[res.W.dtype]
+    met = np.atleast_1d(np.asarray(stop_met))
+    for b, r in enumerate(runs):
+        stats = metrics.ClassStats(res.K, res.d, device=r.H.device).update(r.H, r.y)
+        r.nc1, r.nc2, r.nc3 = stats.nc1(), metrics.nc2(r.W), stats.nc3(r.W)
+        r.etf_angle = etf.angle_to_simplex_etf(r.W) if res.d >= res.K - 1 else None
+        geometry = [r.nc1, r.nc2, r.nc3, r.etf_angle] if r.etf_angle is not None else None
+        if not met[b]:
+            grew = r.loss[-1] > r.loss[0]
+            r.reason = (f"not converged: {r.iterations} steps ran out" +
+                        (f"; the loss grew from {r.loss[0]:.3g} to {r.loss[-1]:.3g} (the step lr={r.lr:g} "
+                         "is too long here; try method='auto')" if grew else ""))
+            r.converged = False
+        elif geometry is not None and not max(geometry) <= geo_tol:
+            r.reason = (f"not converged: the stopping test was met but the point is not a simplex ETF "
+                        f"(NC1 {r.nc1:.2g}, NC2 {r.nc2:.2g}, NC3 {r.nc3:.2g}, angle {r.etf_angle:.2g} > {geo_tol:g})")
+            r.converged = False
+        else:
+            r.reason = "converged" + ("" if geometry is None else
+                                      f": a simplex ETF with collapsed features (NC2 {r.nc2:.1e}, "
+                                      f"angle {r.etf_angle:.1e})")
+            r.converged = True
+    if not res.batched:
+        return runs[0]
+    res.converged = np.array([r.converged for r in runs])
+    for name in ("nc1", "nc2", "nc3", "etf_angle"):
+        setattr(res, name, np.array([np.nan if getattr(r, name) is None else getattr(r, name) for r in runs]))
+    res.reason = tuple(r.reason for r in runs)
+    return res
+
+
+def _pick(v, b):
+    """Entry ``b`` of a per-run field (None and a not-yet-filled string stay as they are)."""
+    if v is None or isinstance(v, str):
+        return v
+    v = v[b]
+    v = v.item() if isinstance(v, np.generic) else v
+    return None if isinstance(v, float) and math.isnan(v) else v
+
+
+def _start(K, d, n, seeds, batched, dtype, device):
+    """Gaussian rows (``W`` then ``H`` from one generator per seed, float64 on the CPU), normalized, cast, moved."""
+    Ws, Hs = [], []
+    for s in seeds:
+        gen = torch.Generator().manual_seed(s)
+        Ws.append(torch.randn(K, d, generator=gen, dtype=torch.float64))
+        Hs.append(torch.randn(K * n, d, generator=gen, dtype=torch.float64))
+    W = torch.stack(Ws) if batched else Ws[0]
+    H = torch.stack(Hs) if batched else Hs[0]
+    W = (W / torch.linalg.vector_norm(W, dim=-1, keepdim=True)).to(dtype=dtype, device=device)
+    H = (H / torch.linalg.vector_norm(H, dim=-1, keepdim=True)).to(dtype=dtype, device=device)
+    return W, H
+
+
+def _as_list(v, name, check):
+    """``(list_of_checked_values, was_a_sequence)`` for a scalar-or-sequence argument."""
+    if isinstance(v, torch.Tensor) and v.ndim == 1:
+        v = v.tolist()
+    if isinstance(v, (list, tuple, np.ndarray)):
+        if len(v) == 0:
+            raise ValueError(f"{name} must be a value or a nonempty sequence, got an empty sequence")
+        return [check(x, name) for x in v], True
+    return [check(v, name)], False
+
+
+def _check_seed(s, name="seed"):
+    if isinstance(s, bool) or not isinstance(s, numbers.Integral):
+        raise TypeError(f"{name} must be an integer or a sequence of integers, got {type(s).__name__}")
+    return check_integer(s, name, 0, 2**64 - 1)  # the range of torch.Generator.manual_seed

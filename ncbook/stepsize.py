@@ -1,0 +1,265 @@
+r"""Step-size rules for Riemannian gradient descent on products of spheres, as small objects.
+
+An iterate holds a point :math:`x = (x_1, \dots, x_m)` (blocks of unit rows), the loss
+:math:`f(x)` and the Riemannian gradient :math:`g = \operatorname{grad} f(x)`. Block :math:`i`
+moves by :math:`\alpha\, s_i` along :math:`-g_i` (fixed per-block scales :math:`s_i`, for the UFM
+:math:`(1, n)`), so the step direction is :math:`-S g` and its slope is :math:`-\langle g, S g\rangle`.
+A rule chooses :math:`\alpha` by :meth:`StepRule.search`, given a function ``trial(alpha)`` that
+returns the retracted and evaluated candidate :class:`Iterate`:
+
+* :class:`Fixed` -- :math:`\alpha_t = \mathrm{lr}`, one evaluation per step;
+* :class:`Armijo` -- backtracking from :math:`\min(2\alpha_{t-1}, \alpha_{\max})` until
+  :math:`f(x^+) \le f(x) - c\,\alpha \langle g, S g\rangle` (monotone);
+* :class:`BarzilaiBorwein` -- the Riemannian BB step (long and short sizes alternating, vector
+  transport by tangent projection), safeguarded by a nonmonotone (Zhang-Hager) Armijo test.
+
+Every per-run quantity is a tensor of the batch shape (``()`` for a single run, ``(B,)`` for a
+batch of independent runs): one representation, no Python-float twin. The line search of
+pymanopt (``pymanopt.optimizers.line_search``) has the same split between the optimizer and a
+searcher object; these rules add per-run step sizes for batches.
+
+Introduced in: chapter 03 (RGD by hand).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ._checks import check_integer, check_positive_real, check_real
+
+__all__ = ["DEFAULTS", "Iterate", "StepRule", "Fixed", "Armijo", "BarzilaiBorwein", "make_rule", "RULES",
+           "block_inner"]
+
+#: Default constants of the line searches, defined here once (``rgd.run`` and ``solve`` use them).
+DEFAULTS = {"c": 1e-4, "shrink": 0.5, "max_backtracks": 40, "lr_min": 1e-12, "lr_max": 1e6, "nonmonotone": 0.85}
+
+
+def block_inner(u: tuple, v: tuple, weights, nd: int) -> torch.Tensor:
+    r""":math:`\sum_i w_i \langle u_i, v_i\rangle` per run: a tensor of the batch shape (the first ``nd`` axes)."""
+    total = None
+    for ui, vi, wi in zip(u, v, weights):
+        term = torch.linalg.vecdot(ui.flatten(nd), vi.flatten(nd))
+        total = term * wi if total is None else total + term * wi
+    return total
+
+
+@dataclass
+class Iterate:
+    r"""One iterate of a run (or a batch of runs): point, loss and Riemannian gradient.
+
+    Attributes
+    ----------
+    x, g : tuple of Tensor
+        The blocks of the point and of its Riemannian gradient (same shapes).
+    f : Tensor
+        The loss, of the batch shape ``()`` or ``(B,)``.
+    sq : tuple of Tensor
+        :math:`\lVert g_i\rVert^2` per block, each of the batch shape.
+    gnorm : Tensor
+        :math:`\lVert g\rVert` (product metric).
+    gSg : Tensor
+        :math:`\langle g, S g\rangle` with the block scales: minus the slope along the step :math:`-S g`.
+    """
+
+    x: tuple
+    f: torch.Tensor
+    g: tuple
+    sq: tuple
+    gnorm: torch.Tensor
+    gSg: torch.Tensor | None
+
+    @classmethod
+    def make(cls, x, f, g, scales, *, slope: bool = True) -> Iterate:
+        """Build an iterate, computing the norms from the gradient blocks (``gSg`` only if ``slope``)."""
+        nd = f.ndim
+        sq = tuple(torch.linalg.vecdot(gi.flatten(nd), gi.flatten(nd)) for gi in g)
+        total = sq[0] if len(sq) == 1 else sum(sq[1:], sq[0])
+        gSg = None
+        if slope:
+            gSg = total if all(s == 1.0 for s in scales) else sum(q * s for q, s in zip(sq[1:], scales[1:])) + \
+                sq[0] * scales[0]
+        return cls(x=tuple(x), f=f, g=tuple(g), sq=sq, gnorm=total.sqrt(), gSg=gSg)
+
+    def where(self, mask: torch.Tensor, other: Iterate) -> Iterate:
+        """Per run: this iterate where ``mask`` is True, ``other`` elsewhere (frozen runs keep theirs)."""
+        nd = self.f.ndim
+
+        def pick(a, b):
+            return torch.where(mask.reshape(mask.shape + (1,) * (a.ndim - nd)), a, b)
+
+        return Iterate(x=tuple(map(pick, self.x, other.x)), f=pick(self.f, other.f),
+                       g=tuple(map(pick, self.g, other.g)), sq=tuple(map(pick, self.sq, other.sq)),
+                       gnorm=pick(self.gnorm, other.gnorm),
+                       gSg=None if self.gSg is None else pick(self.gSg, other.gSg))
+
+
+class StepRule:
+    """Base class of the step-size rules: ``start`` once, then ``search`` at every iteration.
+
+    ``search(it, trial, active)`` returns ``(alpha, new_iterate, evaluations)``; ``trial(alpha)``
+    retracts ``it.x - alpha * S * it.g`` and evaluates the loss and gradient there. ``active``
+    (bool, batch shape) marks the runs still going: a frozen run never blocks a line search.
+    """
+
+    name = "base"
+    needs_slope = True  # whether the rule uses <g, S g> (Iterate.gSg)
+
+    def start(self, it: Iterate, scales: tuple) -> None:
+        self.scales = tuple(scales)
+
+    def search(self, it: Iterate, trial, active):  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class Fixed(StepRule):
+    r"""The fixed step :math:`\alpha_t = \mathrm{lr}` (a plain number shared by all runs)."""
+
+    name = "fixed"
+    needs_slope = False
+
+    def __init__(self, lr: float):
+        self.lr = check_positive_real(lr, "lr")
+
+    def search(self, it, trial, active):
+        return self.lr, trial(self.lr), 1
+
+
+class Armijo(StepRule):
+    r"""Monotone backtracking: start at :math:`\min(2\alpha_{t-1}, \alpha_{\max})` (``lr`` at ``t = 0``),
+    multiply by ``shrink`` until :math:`f(x^+) \le C - c\,\alpha\langle g, Sg\rangle` with :math:`C = f(x)`.
+
+    When :math:`|f(x^+) - f(x)|` is below the round-off floor of the loss (``flat_rtol`` times the
+    starting loss, at least ``flat_floor``), the loss can no longer rank two points and the gradient decides instead:
+    :math:`\langle g^+, S g^+\rangle \le (1 - c)\langle g, S g\rangle`.
+    """
+
+    name = "armijo"
+
+    def __init__(self, lr: float, *, c: float = DEFAULTS["c"], shrink: float = DEFAULTS["shrink"],
+                 max_backtracks: int = DEFAULTS["max_backtracks"], lr_min: float = DEFAULTS["lr_min"],
+                 lr_max: float = DEFAULTS["lr_max"], flat_floor: float = 1e-300):
+        self.lr = check_positive_real(lr, "lr")
+        self.c = check_real(c, "c", low=0.0, high=1.0, low_open=True, high_open=True)
+        self.shrink = check_real(shrink, "shrink", low=0.0, high=1.0, low_open=True, high_open=True)
+        self.max_backtracks = check_integer(max_backtracks, "max_backtracks", minimum=0)
+        self.lr_min, self.lr_max = check_positive_real(lr_min, "lr_min"), check_positive_real(lr_max, "lr_max")
+        self.flat_floor = check_positive_real(flat_floor, "flat_floor")
+
+    def start(self, it, scales):
+        super().start(it, scales)
+        self.alpha = torch.full(it.f.shape, self.lr, dtype=it.f.dtype, device=it.f.device)
+        self.first = True
+        # |f+ - f| below this means f sits at its round-off floor (scale: the starting loss)
+        rtol = 1e-10 if it.f.dtype == torch.float64 else 1e-5
+        self.flat = rtol * it.f.abs().clamp_min(self.flat_floor)
+        self.reference = it.f
+
+    def first_trial(self, it):
+        return self.alpha if self.first else (2 * self.alpha).clamp(self.lr_min, self.lr_max)
+
+    def flat_test(self, it, new):
+        """Acceptance where f is flat: the gradient norm (in the scaled metric) must shrink."""
+        return new.gSg <= (1 - self.c) * it.gSg
+
+    def search(self, it, trial, active):
+        a = self.first_trial(it)
+        for evals in range(1, self.max_backtracks + 2):
+            new = trial(a)
+            ok = new.f <= self.reference - self.c * a * it.gSg
+            flat = (new.f - it.f).abs() <= self.flat
+            if bool(flat.any()):
+                ok = torch.where(flat, self.flat_test(it, new), ok)
+            ok = ok | ~active
+            if bool(ok.all()) or evals == self.max_backtracks + 1:
+                break
+            a = torch.where(ok, a, a * self.shrink)
+        self.after(it, new, a)
+        return a, new, evals
+
+    def after(self, it, new, a):
+        self.first = False
+        self.alpha = a
+        self.reference = new.f
+
+
+class BarzilaiBorwein(Armijo):
+    r"""Riemannian Barzilai-Borwein steps with a nonmonotone Armijo safeguard.
+
+    With the tangent projection :math:`P` at :math:`x^+` as vector transport, the step taken
+    :math:`s = -\alpha S P g` and :math:`y = g^+ - P g`, the next trial step alternates between the
+    long and short sizes :math:`\langle s, S^{-1}s\rangle/\langle s, y\rangle` and
+    :math:`\langle s, y\rangle/\langle y, S y\rangle`, clipped to :math:`[\alpha_{\min}, \alpha_{\max}]`
+    (a non-positive curvature estimate gives :math:`\alpha_{\max}`). The Armijo test compares with the
+    Zhang-Hager average :math:`C_{t+1} = (\eta Q_t C_t + f_{t+1})/Q_{t+1}`,
+    :math:`Q_{t+1} = \eta Q_t + 1` (``nonmonotone`` :math:`=\eta`; 0 gives a monotone test). Where f
+    is flat to round-off, Hager-Zhang's approximate Armijo test decides:
+    :math:`\langle g^+, S g\rangle \ge -(1-2c)\langle g, S g\rangle`.
+    """
+
+    name = "bb"
+
+    def __init__(self, lr: float, *, nonmonotone: float = DEFAULTS["nonmonotone"], **kw):
+        super().__init__(lr, **kw)
+        self.nonmonotone = check_real(nonmonotone, "nonmonotone", low=0.0, high=1.0, high_open=True)
+
+    def start(self, it, scales):
+        super().start(it, scales)
+        self.Q = 1.0
+        self.long = True
+
+    def first_trial(self, it):
+        return self.alpha
+
+    def flat_test(self, it, new):
+        return block_inner(new.g, it.g, self.scales, it.f.ndim) >= -(1 - 2 * self.c) * it.gSg
+
+    def after(self, it, new, a):
+        self.first = False
+        self.alpha = self.next_step(it, new, a).clamp(self.lr_min, self.lr_max)
+        self.long = not self.long
+        Q_new = self.nonmonotone * self.Q + 1
+        self.reference = (self.nonmonotone * self.Q * self.reference + new.f) / Q_new
+        self.Q = Q_new
+
+    def next_step(self, it, new, a):
+        r"""The BB step from the step just taken (in the metric scaled by the block factors).
+
+        Because :math:`g^+` is tangent, :math:`\langle P g, g^+\rangle = \langle g, g^+\rangle`, and
+        :math:`\lVert P g\rVert^2 = \lVert g\rVert^2 - \sum_{\text{rows}} (x^{+\top} g)^2`.
+        """
+        nd = it.f.ndim
+        sSs = sy = ySy = 0.0
+        for xn, gi, gn, g2, gn2, si in zip(new.x, it.g, new.g, it.sq, new.sq, self.scales):
+            radial = (xn * gi).sum(-1, keepdim=True)  # x+^T g per row: what the transport removes
+            pg2 = g2 - torch.linalg.vecdot(radial.flatten(nd), radial.flatten(nd))  # ||P g||^2
+            ggn = torch.linalg.vecdot(gi.flatten(nd), gn.flatten(nd))  # <P g, g+> = <g, g+>
+            sSs = sSs + si * pg2  # times a^2
+            sy = sy + si * (pg2 - ggn)  # times a
+            ySy = ySy + si * (gn2 - 2 * ggn + pg2)
+        if self.long:
+            step = torch.where(sy > 0, a * sSs / sy, math.inf)
+        else:
+            step = torch.where((sy > 0) & (ySy > 0), a * sy / ySy, math.inf)
+        return torch.nan_to_num(step, nan=math.inf)
+
+
+#: Rule names accepted by :func:`make_rule` (and ``rgd.run(rule=...)``).
+RULES = {"fixed": Fixed, "armijo": Armijo, "bb": BarzilaiBorwein}
+
+
+def make_rule(name: str, lr: float, **options) -> StepRule:
+    """The rule called ``name`` (one of :data:`RULES`) with first step ``lr``; ``options`` as in its class.
+
+    :class:`Fixed` takes no options; the others take ``c``, ``shrink``, ``max_backtracks``,
+    ``lr_min``, ``lr_max``, and :class:`BarzilaiBorwein` also ``nonmonotone`` (defaults :data:`DEFAULTS`).
+    """
+    if not isinstance(name, str) or name not in RULES:
+        raise ValueError(f"name must be one of {tuple(RULES)}, got {name!r}")
+    if name == "fixed":
+        return Fixed(lr)
+    if name == "armijo":
+        options.pop("nonmonotone", None)
+    return RULES[name](lr, **options)
