@@ -190,7 +190,7 @@ def show(fig) -> None:
 # ---------------------------------------------------------------------------------------------
 
 def _restyle_args(traces) -> dict:
-    """``{key: [value of trace 0, value of trace 1, ...]}`` over :data:`DATA_KEYS`.
+    """``{key: [value of trace 0, value of trace 1, ...]}`` over ``DATA_KEYS``.
 
     A key a trace does not have is sent as ``None`` (plotly resets it to its default, which for a
     key the trace never had is no change).

@@ -4,7 +4,7 @@ An iterate holds a point :math:`x = (x_1, \dots, x_m)` (blocks of unit rows), th
 :math:`f(x)` and the Riemannian gradient :math:`g = \operatorname{grad} f(x)`. Block :math:`i`
 moves by :math:`\alpha\, s_i` along :math:`-g_i` (fixed per-block scales :math:`s_i`, for the UFM
 :math:`(1, n)`), so the step direction is :math:`-S g` and its slope is :math:`-\langle g, S g\rangle`.
-A rule chooses :math:`\alpha` by :meth:`StepRule.search`, given a function ``trial(alpha)`` that
+A rule chooses :math:`\alpha` by ``StepRule.search``, given a function ``trial(alpha)`` that
 returns the retracted and evaluated candidate :class:`Iterate`:
 
 * :class:`Fixed` -- :math:`\alpha_t = \mathrm{lr}`, one evaluation per step;
