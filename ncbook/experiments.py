@@ -400,7 +400,7 @@ class StudyOptions:
     model: str | None = None
     epochs: int | None = None
     device: str | None = None
-    out: str | None = None
+    out: str | Path | None = None
     fast: bool | None = None
     seed: int | None = None
     progress: bool = True
@@ -587,9 +587,14 @@ _FUNCS = {"fast-collapse": fast_collapse, "generalization": generalization, "tem
           "width": width}
 
 
-def run(name: str, **kwargs) -> ExperimentResult:
+def run(name: str, **options) -> ExperimentResult:
     """Run the study ``name`` (one of ``EXPERIMENTS``) with the keyword arguments of the study functions."""
-    return _FUNCS[_check_name(name)](**kwargs)
+    return _FUNCS[_check_name(name)](**options)
+
+
+run.__signature__ = inspect.Signature(
+    [inspect.Parameter("name", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation="str"),
+     *inspect.signature(fast_collapse).parameters.values()], return_annotation="ExperimentResult")
 
 
 # ----------------------------------------------------------------------------------------------

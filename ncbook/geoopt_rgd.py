@@ -70,12 +70,12 @@ OPTIMIZERS = ("sgd", "adam")
 
 def manifold_parameter(x: torch.Tensor, *, manifold: geoopt.Manifold | None = None,
                        project: bool = True) -> geoopt.ManifoldParameter:
-    """Wrap ``x`` as a :class:`geoopt.ManifoldParameter` on the sphere, rows first projected onto it.
+    r"""Wrap ``x`` as a :class:`geoopt.ManifoldParameter` on the sphere, rows first projected onto it.
 
     Parameters
     ----------
     x : Tensor ``(..., d)``
-        Rows to put on :math:`\\mathbb S^{d-1}` (copied, never modified).
+        Rows to put on :math:`\mathbb S^{d-1}` (copied, never modified).
     manifold : geoopt.Manifold, optional
         Default ``geoopt.Sphere()``; ``geoopt.SphereExact()`` retracts with the exponential map.
     project : bool
@@ -136,7 +136,7 @@ def make_optimizer(params: Sequence[torch.nn.Parameter], name: str = "sgd", *, l
 
 
 def load_optimizer_state(optimizer: torch.optim.Optimizer, state_dict: dict) -> torch.optim.Optimizer:
-    """``optimizer.load_state_dict(state_dict)``, keeping geoopt's step counters exact.
+    r"""``optimizer.load_state_dict(state_dict)``, keeping geoopt's step counters exact.
 
     ``torch.optim.Optimizer.load_state_dict`` turns every per-parameter ``"step"`` entry into a
     float32 tensor (torch's own Adam keeps it that way). ``geoopt.optim.RiemannianAdam`` stores an

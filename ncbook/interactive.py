@@ -347,24 +347,24 @@ def curves_figure(curves: dict, *, value_label: str, xlabel: str, ylabel: str, l
                   format_value: Callable = "{:g}".format, height: int = 420):
     r"""A slider over precomputed sets of named curves: ``curves = {value: {name: y, ...}, ...}``.
 
-    Every value must name the same curves. ``background`` curves (``{name: y}``) are drawn in light
-    grey under them and never change. On a log axis non-positive values are left out (a gap of
-    exactly zero has no logarithm).
+    Every value holds the same number of curves (the i-th keeps its colour; names may change).
+    ``background`` curves (``{name: y}``) are drawn in light grey under them and never change. On
+    a log axis non-positive values are left out (a gap of exactly zero has no logarithm).
     """
     go = _go()
     values = list(curves)
-    names = list(curves[values[0]]) if values else []
-    if any(list(curves[v]) != names for v in values):
-        raise ValueError("curves must name the same curves for every slider value")
-    colors = class_colors(max(len(names), 1))
+    count = len(curves[values[0]]) if values else 0
+    if any(len(curves[v]) != count for v in values):
+        raise ValueError("curves must hold the same number of curves for every slider value")
+    colors = class_colors(max(count, 1))
 
     def clean(y):
         y = np.asarray(y, dtype=float)
         return np.where(y > 0, y, np.nan) if logy else y
 
     def draw(v):
-        return [go.Scatter(y=clean(curves[v][n]), x=np.arange(len(curves[v][n])), name=n, mode="lines",
-                           line={"color": colors[i], "width": 2.5}) for i, n in enumerate(names)]
+        return [go.Scatter(y=clean(y), x=np.arange(len(y)), name=n, mode="lines",
+                           line={"color": colors[i], "width": 2.5}) for i, (n, y) in enumerate(curves[v].items())]
 
     static = [go.Scatter(y=clean(y), x=np.arange(len(y)), name=n, mode="lines", showlegend=False,
                          line={"color": "#d0d0d0", "width": 1}, hoverinfo="skip")

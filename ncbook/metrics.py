@@ -5,7 +5,8 @@ Rows convention: features ``H`` ``(N, d)``, labels ``y`` ``(N,)`` in ``[0, K)``,
 
 .. math::
     \Sigma_W = \frac1N \sum_i (h_i - \mu_{y_i})(h_i - \mu_{y_i})^\top, \qquad
-    \Sigma_B = \frac1K \sum_k (\mu_k - \mu_G)(\mu_k - \mu_G)^\top, \qquad
+    \Sigma_B = \frac1K \sum_k (\mu_k - \mu_G)(\mu_k - \mu_G)^\top,
+
     E = \frac{I_K - \frac1K \mathbf 1\mathbf 1^\top}{\sqrt{K-1}}
 
 (:math:`E` is the simplex-ETF Gram matrix scaled to unit Frobenius norm). The metrics, as in the
@@ -73,7 +74,7 @@ def etf_target(K: int, *, dtype: torch.dtype = _F64, device=None) -> torch.Tenso
 
 
 def _etf_distance(G: torch.Tensor, what: str) -> float:
-    """:math:`\\lVert G/\\lVert G\\rVert_F - E\\rVert_F` for a ``(K, K)`` matrix ``G`` (float64)."""
+    r""":math:`\lVert G/\lVert G\rVert_F - E\rVert_F` for a ``(K, K)`` matrix ``G`` (float64)."""
     scale = G.abs().max()  # rescale first: the squares of a Gram of tiny features would underflow
     if not float(scale) > 0:
         raise ValueError(f"{what} is the zero matrix, so its distance to the ETF is undefined")

@@ -187,11 +187,9 @@ def retract(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 
 def step_along(x: torch.Tensor, u: torch.Tensor, t=1.0, *, point_name: str = "x", vector_name: str = "u",
                step_name: str = "t", checked: bool = False) -> torch.Tensor:
-    r"""The retraction :math:`R_x(t\,u) = (x + t u)/\lVert x + t u
-Vert` without overflow, for any finite ``t``.
+    r"""The retraction :math:`R_x(t\,u) = (x + t u)/\lVert x + t u\rVert` without overflow, for any finite ``t``.
 
-    Each row is first divided by :math:`\max(1, |t|\,\lVert u
-Vert_\infty)` (in the form
+    Each row is first divided by :math:`\max(1, |t|\,\lVert u\rVert_\infty)` (in the form
     :math:`c\,x + (c\,t)\,u`, so that :math:`t u` is never formed), which keeps every entry at most
     2 in size: ``t = 1e200`` gives the direction of ``u`` (the limit), not zeros. ``*_name`` name the
     arguments in error messages; ``checked=True`` skips the checks of ``x`` and ``u``.

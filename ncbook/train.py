@@ -38,14 +38,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import numbers
 import time
 import warnings
 
 import torch
 
 from . import config, objective, precision
-from ._checks import check_positive_int
+from ._checks import check_integer, check_positive_real, check_real
 from .data import Dataset, InMemoryLoader
 from .evaluation import EVAL_BATCH_SIZE, check_model_data, evaluate
 from .models import NCNet
@@ -79,14 +78,6 @@ def __getattr__(name):
         warnings.warn("ncbook.train.History is now ncbook.train.RunHistory", DeprecationWarning, stacklevel=2)
         return RunHistory
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def _check_nonnegative_real(v, name: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise TypeError(f"{name} must be a real number >= 0, got {type(v).__name__}")
-    if not math.isfinite(v) or v < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
-    return float(v)
 
 
 @dataclasses.dataclass
@@ -170,18 +161,16 @@ class TrainConfig:
     sync_bn: bool = True
 
     def __post_init__(self):
-        for name in ("epochs", "checkpoint_every", "num_threads"):
-            setattr(self, name, check_positive_int(getattr(self, name), name, minimum=0))
+        for name in ("epochs", "checkpoint_every"):
+            setattr(self, name, check_integer(getattr(self, name), name, minimum=0))
         for name in ("batch_size", "eval_batch_size", "lr_decay_period", "eval_every"):
-            setattr(self, name, check_positive_int(getattr(self, name), name, minimum=1))
-        if self.num_threads > MAX_THREADS:  # OpenMP crashes on absurd thread counts
-            raise ValueError(f"num_threads must be an integer in [0, {MAX_THREADS}], got {self.num_threads}")
-        for name in ("lr", "momentum", "lr_decay", "weight_decay"):
-            setattr(self, name, _check_nonnegative_real(getattr(self, name), name))
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.momentum >= 1:
-            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
+            setattr(self, name, check_integer(getattr(self, name), name, minimum=1))
+        # OpenMP crashes on absurd thread counts
+        self.num_threads = check_integer(self.num_threads, "num_threads", minimum=0, maximum=MAX_THREADS)
+        self.lr = check_positive_real(self.lr, "lr")
+        self.momentum = check_real(self.momentum, "momentum", low=0.0, high=1.0, high_open=True)
+        self.lr_decay = check_real(self.lr_decay, "lr_decay", low=0.0)
+        self.weight_decay = check_real(self.weight_decay, "weight_decay", low=0.0)
         self.seed = config.check_seed(self.seed, "seed")
         precision.resolve(self.precision, "cpu")  # validates the name
         self._check_switches()
@@ -407,7 +396,7 @@ class Trainer:
         return state
 
     def load_state_dict(self, state: dict) -> None:
-        """Continue from ``state`` (a :meth:`state_dict`, possibly written on another device or precision)."""
+        """Continue from ``state`` (what ``state_dict()`` returned, possibly written on another device or precision)."""
         self.model.load_state_dict(state["model"])
         if len(state["optimizers"]) != len(self.optimizers):
             raise ValueError("the checkpoint was written with a different optimizer setup (split_optimizer)")
@@ -467,7 +456,7 @@ def train(model: NCNet, train_set: Dataset, *, test_set: Dataset | None = None, 
     if not isinstance(resume, bool):
         raise TypeError(f"resume must be True or False, got {resume!r}")
     if stop_after is not None:
-        check_positive_int(stop_after, "stop_after", minimum=0)
+        check_integer(stop_after, "stop_after", minimum=0)
     run = _Run(model, train_set, test_set, cfg, RunDir(run_dir, writer=_is_writer()), meta)
     with _torch_threads(cfg.num_threads):
         run.open(resume)

@@ -162,7 +162,7 @@ def rgrad(W: torch.Tensor, H: torch.Tensor, y: torch.Tensor, tau: float):
 
 
 def optimal_loss(K: int, tau: float) -> float:
-    r"""Global minimum of the normalized UFM for balanced classes and :math:`d \ge K-1`:
+    r"""Global minimum of the normalized UFM for balanced classes and :math:`d \ge K-1`.
 
     .. math:: f^\star = \log\!\big(1 + (K-1)\, e^{-\tau K/(K-1)}\big),
 

@@ -84,10 +84,12 @@ def test_use_google_drive_mounts_in_colab(home, monkeypatch, capsys):
     import types
 
     mounted = []
-    colab = types.ModuleType("google.colab")
-    colab.drive = types.SimpleNamespace(mount=mounted.append)
+    colab, drive = types.ModuleType("google.colab"), types.ModuleType("google.colab.drive")
+    drive.mount = mounted.append
+    colab.drive = drive
     monkeypatch.setitem(sys.modules, "google", types.ModuleType("google"))
     monkeypatch.setitem(sys.modules, "google.colab", colab)
+    monkeypatch.setitem(sys.modules, "google.colab.drive", drive)
     monkeypatch.setenv("COLAB_RELEASE_TAG", "test")
     monkeypatch.setattr(config, "DRIVE_MOUNT", str(home.parent / "drive"))  # not /content on this machine
     root = config.use_google_drive("course")

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 def _classify(gn, ev):
     if gn > 1e-8:
         return "not critical"
-    return "strict saddle" if bool((ev < -1e-8 * max(1.0, float(ev.abs().max()))).any()) else "minimizer"
+    return "strict saddle" if bool((ev < -1e-8 * max(1.0, float(ev.abs().max()))).any()) else "second-order critical"
 
 
 # A right answer per check, written independently of the check's own reference where that is short.
@@ -57,7 +57,7 @@ WRONG = {
     "check_ufm_loss": lambda W, H, y, tau: F.cross_entropy(H @ W.T, y),  # forgot tau
     "check_choose_tau": lambda K, eps: math.log((K - 1) / math.expm1(eps)),  # forgot (K-1)/K
     "check_tangent_basis": lambda X: torch.linalg.qr(X.unsqueeze(-1), mode="complete")[0][..., :-1],  # keeps x_j
-    "check_classify": lambda gn, ev: "strict saddle" if bool((ev < 0).any()) else "minimizer",  # no tolerances
+    "check_classify": lambda gn, ev: "strict saddle" if bool((ev < 0).any()) else "second-order critical",  # no tol.
     "check_optimal_margin": lambda K, t: (t, 1 / (1 + (K - 1) * math.exp(-t))),  # other logits taken as 0
     "check_ufm_rgrad": ufm.egrad,  # not projected
     "check_cosine_logits": lambda Z, W, tau: tau * Z @ W.T,  # features not normalized

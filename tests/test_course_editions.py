@@ -63,6 +63,7 @@ def _exercise_cells(nb):
     return [c for c in nb.cells[start - 1:] if c.cell_type == "code"]
 
 
+@pytest.mark.slow  # executes every chapter's exercise sections in a kernel: make test only, not make check
 def test_student_exercise_sections_of_every_chapter_run_and_say_not_attempted():
     """One kernel runs the exercise sections (stubs, checks, quizzes) of all chapters' student editions.
 
@@ -86,6 +87,7 @@ def test_student_exercise_sections_of_every_chapter_run_and_say_not_attempted():
     assert "Traceback" not in text and "Error" not in text
 
 
+@pytest.mark.slow  # starts a Python subprocess: make test only, not make check
 def test_command_line_writes_both_editions(tmp_path):
     from ncbook.course.__main__ import main
 

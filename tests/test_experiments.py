@@ -199,3 +199,13 @@ def test_cli_errors_are_one_line_with_a_nonzero_exit(tmp_path, capsys):
                              "--no-resume"]) == 0
     assert experiments.main(["fast-collapse", "--fast", "--no-progress", "--epochs", "-1"]) == 2
     assert "epochs" in capsys.readouterr().err
+
+
+def test_cli_interrupt_exits_130_with_one_line(monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(experiments, "run", interrupted)
+    assert experiments.main(["width", "--fast"]) == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "resume" in err

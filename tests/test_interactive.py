@@ -165,3 +165,16 @@ def test_the_book_serves_plotly_once_from_its_assets():
     assert interactive.PLOTLY_ASSET in loader
     script = (ROOT / "scripts" / "fetch_assets.sh").read_text()
     assert '"$dest/plotly/plotly.min.js"' in script and interactive.PLOTLY_ASSET == "plotly/plotly.min.js"
+
+
+def test_curves_figure_slides_between_precomputed_curve_sets():
+    curves = {1.0: {"a, lr 1": [1.0, 0.5, 0.0], "b, lr 1": [1.0, 0.1, 0.01]},
+              2.0: {"a, lr 2": [1.0, 0.2, 0.05], "b, lr 2": [1.0, 0.9, 0.8]}}
+    fig = interactive.curves_figure(curves, value_label="lr", xlabel="t", ylabel="gap",
+                                    background={"other": [1.0, 1.0, 1.0]}, start=2.0)
+    assert fig.layout.sliders[0].active == 1 and fig.layout.yaxis.type == "log"
+    args = fig.layout.sliders[0].steps[0].args[0]
+    assert args["name"] == ["a, lr 1", "b, lr 1"]
+    assert np.isnan(args["y"][0][2])  # a zero gap is left out of a log axis, not drawn at 1e-300
+    with pytest.raises(ValueError, match="same number of curves"):
+        interactive.curves_figure({1: {"a": [1]}, 2: {}}, value_label="v", xlabel="", ylabel="")

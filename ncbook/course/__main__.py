@@ -7,6 +7,7 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command named on the command line (see ``--help``); return the exit status."""
     parser = argparse.ArgumentParser(prog="python -m ncbook.course", description=__doc__)
     parser.add_argument("command", choices=["student-edition", "instructor-edition", "otter"])
     parser.add_argument("outdir", help="folder to write into (created if missing)")
