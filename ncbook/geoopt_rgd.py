@@ -291,7 +291,7 @@ def geoopt_stepper(points, egrad_fn, *, loss_fn=None, optimizer="sgd", lr, scale
         raise ValueError("the loss or its gradient is not finite at the starting point")
 
     def advance(it, active):
-        partial = not bool(active.all())
+        partial = active is not None  # some runs of the batch have stopped
         if partial:  # frozen runs keep their point: remember it, step everyone, restore
             old = [p.detach().clone() for p in params]
         opt.step()

@@ -458,7 +458,8 @@ def iterate(advance, start: Iterate, *, steps: int, stop: StoppingTest, callback
             label: str | None = None) -> History:
     r"""The run loop shared by every optimizer of the course: test, step, freeze, check, record.
 
-    ``advance(it, active) -> (alpha, new_iterate, evaluations)`` makes one step from ``it``
+    ``advance(it, active) -> (alpha, new_iterate, evaluations)`` makes one step from ``it`` (``active``
+    is the mask of runs still going, None when all are)
     (:func:`rgd_stepper` for RGD, ``geoopt_rgd``'s optimizer step for geoopt); ``alpha`` is the base
     step size taken (a number or a per-run tensor). Runs of a batch that meet ``stop`` are frozen:
     they keep their iterate while the others go on, so a batch equals its runs done one by one.
@@ -495,7 +496,7 @@ def iterate(advance, start: Iterate, *, steps: int, stop: StoppingTest, callback
         if t == steps or n_active == 0:
             break
         partial = n_active < active.numel()
-        a, new, k = advance(it, active)
+        a, new, k = advance(it, active if partial else None)
         evals += k
         if partial:
             new = new.where(active, it)

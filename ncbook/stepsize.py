@@ -101,7 +101,8 @@ class StepRule:
 
     ``search(it, trial, active)`` returns ``(alpha, new_iterate, evaluations)``; ``trial(alpha)``
     retracts ``it.x - alpha * S * it.g`` and evaluates the loss and gradient there. ``active``
-    (bool, batch shape) marks the runs still going: a frozen run never blocks a line search.
+    (bool, batch shape, or None when all runs go on) marks the runs still going: a frozen run never
+    blocks a line search.
     """
 
     name = "base"
@@ -168,11 +169,12 @@ class Armijo(StepRule):
         a = self.first_trial(it)
         for evals in range(1, self.max_backtracks + 2):
             new = trial(a)
-            ok = new.f <= self.reference - self.c * a * it.gSg
+            ok = new.f <= torch.addcmul(self.reference, a, it.gSg, value=-self.c)
             flat = (new.f - it.f).abs() <= self.flat
             if bool(flat.any()):
                 ok = torch.where(flat, self.flat_test(it, new), ok)
-            ok = ok | ~active
+            if active is not None:  # None: every run is active
+                ok = ok | ~active
             if bool(ok.all()) or evals == self.max_backtracks + 1:
                 break
             a = torch.where(ok, a, a * self.shrink)
@@ -231,17 +233,19 @@ class BarzilaiBorwein(Armijo):
         :math:`\lVert P g\rVert^2 = \lVert g\rVert^2 - \sum_{\text{rows}} (x^{+\top} g)^2`.
         """
         nd = it.f.ndim
-        sSs = sy = ySy = 0.0
-        for xn, gi, gn, g2, gn2, si in zip(new.x, it.g, new.g, it.sq, new.sq, self.scales):
+        sSs = sggn = None  # sum_i s_i ||P g_i||^2 and sum_i s_i <g_i, g+_i>
+        for xn, gi, gn, g2, si in zip(new.x, it.g, new.g, it.sq, self.scales):
             radial = (xn * gi).sum(-1, keepdim=True)  # x+^T g per row: what the transport removes
-            pg2 = g2 - torch.linalg.vecdot(radial.flatten(nd), radial.flatten(nd))  # ||P g||^2
+            r = radial.flatten(nd)
+            pg2 = g2 - torch.linalg.vecdot(r, r)  # ||P g||^2
             ggn = torch.linalg.vecdot(gi.flatten(nd), gn.flatten(nd))  # <P g, g+> = <g, g+>
-            sSs = sSs + si * pg2  # times a^2
-            sy = sy + si * (pg2 - ggn)  # times a
-            ySy = ySy + si * (gn2 - 2 * ggn + pg2)
-        if self.long:
+            sSs = pg2 * si if sSs is None else torch.add(sSs, pg2, alpha=si)
+            sggn = ggn * si if sggn is None else torch.add(sggn, ggn, alpha=si)
+        sy = sSs - sggn  # <s, y> / a
+        if self.long:  # a <s, S^-1 s> / <s, y>, both over a^2 and a
             step = torch.where(sy > 0, a * sSs / sy, math.inf)
-        else:
+        else:  # <y, S y> = <g+, S g+> - 2 <g+, S P g> + <P g, S P g>
+            ySy = torch.add(new.gSg + sSs, sggn, alpha=-2.0)
             step = torch.where((sy > 0) & (ySy > 0), a * sy / ySy, math.inf)
         return torch.nan_to_num(step, nan=math.inf)
 
