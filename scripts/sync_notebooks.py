@@ -51,10 +51,11 @@ if "google.colab" in sys.modules:
     import importlib
     import subprocess
 
-    # The ncbook release this notebook goes with (the tag is written by `make notebooks`; see the README).
+    # The ncbook release this notebook goes with (`make notebooks` writes the tag).
     ncbook_requirement = "{requirement}"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", ncbook_requirement], check=True)
-    importlib.invalidate_caches()  # so that this kernel finds the packages pip just added
+    pip = [sys.executable, "-m", "pip"]
+    subprocess.run(pip + ["install", "--quiet", ncbook_requirement], check=True)
+    importlib.invalidate_caches()  # so this kernel finds what pip just added
 import warnings
 
 warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated")'''

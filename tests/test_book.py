@@ -123,7 +123,7 @@ def test_setup_cell_pins_the_release_of_this_tree():
 def test_setup_cell_keeps_colab_widget_stack():
     """pip must keep Colab's ipywidgets 7.7.1 (an upgrade inside a running kernel half-loads the new one)."""
     src = sync.setup_cell()
-    assert '"install", "--quiet", ncbook_requirement]' in src
+    assert '["install", "--quiet", ncbook_requirement]' in src
     assert not re.search(r"--upgrade|\"-U\"|--force|--no-deps|ipywidgets|restart", src)
     (spec,) = [r for r in map(Requirement, importlib.metadata.requires("ncbook")) if r.name == "ipywidgets"]
     assert spec.marker.evaluate({"extra": "widgets"}), "ipywidgets comes with the [widgets] extra"
