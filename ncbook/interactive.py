@@ -231,7 +231,7 @@ def controlled_figure(draw: Callable, *, values: Sequence, value_label: str,
     was computed by code that ran. For one option the traces must have the same number and types
     for every value (only their data change).
 
-    * the **slider** replaces the data (:data:`DATA_KEYS`) of every option's traces by those of the
+    * the **slider** replaces the data (``DATA_KEYS``) of every option's traces by those of the
       chosen value;
     * the **buttons** show one option's traces and hide the others';
     * ``static`` traces (a sphere, a reference curve) are drawn once and never change.
