@@ -213,9 +213,9 @@ def tangent_basis(X: torch.Tensor) -> torch.Tensor:
         ``Q[j]`` has orthonormal columns spanning :math:`x_j^\perp`; from a complete QR of
         :math:`x_j` (its first column is :math:`\pm x_j`, the others are orthogonal to it).
     """
-    from .sphere import _point
+    from .sphere import check_point
 
-    X = _point(X, "X")
+    X = check_point(X, "X")
     if X.ndim != 2 or X.shape[-1] < 2:
         raise ValueError(f"X must have shape (m, d) with d >= 2, got {tuple(X.shape)}")
     Q, _ = torch.linalg.qr(X.unsqueeze(-1), mode="complete")  # (m, d, d)
@@ -399,9 +399,9 @@ def collapsed_point(K: int, d: int, n: int, *, u: torch.Tensor | None = None, dt
             u = torch.randn(d, generator=generator, dtype=dtype)
             u = u / torch.linalg.vector_norm(u)
     else:
-        from .sphere import _point
+        from .sphere import check_point
 
-        u = _point(u, "u")
+        u = check_point(u, "u")
         if u.shape != (d,):
             raise ValueError(f"u must have shape ({d},), got {tuple(u.shape)}")
         u = u.to(dtype)
@@ -435,9 +435,9 @@ def rotation_direction(W: torch.Tensor, H: torch.Tensor, S: torch.Tensor):
     critical point, :math:`\operatorname{Hess} f[(WS, HS)] = 0`: these directions form (part of) the
     Hessian's null space at the ETF minimizer.
     """
-    from .sphere import _point
+    from .sphere import check_point
 
-    W, H = _point(W, "W"), _point(H, "H")
+    W, H = check_point(W, "W"), check_point(H, "H")
     S = as_tensor(S, "S")
     check_finite(S, "S")
     d = W.shape[-1]

@@ -27,7 +27,7 @@ BUILD = ROOT / "_build"
 STAMP = BUILD / ".ncbook-build"
 CACHE_STAMP = BUILD / ".ncbook-cache"
 CACHE = BUILD / ".jupyter_cache"
-INPUTS = ("ncbook/*.py", "_ext/*.py", "_config.yml", "_toc.yml", "constraints.txt", "pyproject.toml")
+INPUTS = ("ncbook/**/*.py", "_ext/*.py", "_config.yml", "_toc.yml", "constraints.txt", "pyproject.toml")
 
 
 def inputs_hash() -> str:

@@ -116,7 +116,7 @@ def _private_uses() -> set[tuple[str, str]]:
 
 
 # Known uses left by the untangled core (issue 12); new ones fail test_no_new_private_uses.
-KNOWN_PRIVATE_USES = {("landscape", "sphere._point")}
+KNOWN_PRIVATE_USES: set[tuple[str, str]] = set()
 
 
 def test_no_new_private_uses():
@@ -124,7 +124,5 @@ def test_no_new_private_uses():
     assert not new, f"modules calling another module's private names (make them public or move them): {new}"
 
 
-@pytest.mark.xfail(reason="known uses of other modules' private names (KNOWN_PRIVATE_USES) are not all gone yet: "
-                          "landscape still calls sphere._point", strict=False)
 def test_no_module_uses_another_modules_private_names():
     assert not _private_uses(), sorted(_private_uses())
