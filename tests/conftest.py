@@ -83,3 +83,27 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def splits():
+    """Standardized digits, flat: 12 training and 5 test images a class (for the training-stack tests)."""
+    from ncbook import data
+
+    train_set, test_set = data.load_splits("digits", flat=True, test_fraction=0.2, seed=0)
+    train_set = data.balanced_subset(train_set, 12)
+    test_set = data.balanced_subset(test_set, 5)
+    return data.standardize(train_set, test_set)
+
+
+@pytest.fixture(scope="session")
+def small_mlp():
+    """A factory ``small_mlp(ds, arm="normalized", seed=0, **kw)`` of seeded 32-32 MLPs for ``ds``."""
+    from ncbook import config, models
+
+    def build(ds, arm="normalized", seed=0, **kw):
+        config.seed_everything(seed)
+        kw.setdefault("hidden", (32, 32))
+        return models.build_model("mlp", num_classes=10, input_shape=ds.input_shape, arm=arm, **kw)
+
+    return build

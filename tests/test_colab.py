@@ -21,7 +21,6 @@ widgets are all in the saved widget state (what a frontend needs to draw them).
 from __future__ import annotations
 
 import ast
-import importlib.util
 import json
 import os
 import re
@@ -35,20 +34,13 @@ import pytest
 from IPython.core.inputtransformer2 import TransformerManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+from test_book import sync
 
 ROOT = Path(__file__).resolve().parents[1]
 IPYWIDGETS7 = ROOT / ".venv" / "ipywidgets7"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 
-def _load_sync_script():
-    spec = importlib.util.spec_from_file_location("sync_notebooks", ROOT / "scripts/sync_notebooks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-sync = _load_sync_script()
 CHAPTERS = [p for p in sync.chapter_sources() if re.match(r"\d\d_", p.name)]  # the numbered chapters
 
 # Method calls that change the object they are called on: a cell making them on a name "defines" it.

@@ -4,26 +4,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ncbook import config, data, evaluation, metrics, models, train
+from ncbook import evaluation, metrics, train
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 
-@pytest.fixture(scope="module")
-def splits():
-    train_set, _ = data.load_splits("digits", flat=True, test_fraction=0.2, seed=0)
-    return data.standardize(data.balanced_subset(train_set, 12))[0], None
-
-
-def _model(ds, arm="normalized", seed=0, **kw):
-    config.seed_everything(seed)
-    kw.setdefault("hidden", (32, 32))
-    return models.build_model("mlp", num_classes=10, input_shape=ds.input_shape, arm=arm, **kw)
-
-
-def test_evaluate_matches_one_shot_metrics(splits):
+def test_evaluate_matches_one_shot_metrics(small_mlp, splits):
     tr, _ = splits
-    net = _model(tr, "normalized", tau=2.0)
+    net = small_mlp(tr, "normalized", tau=2.0)
     got = evaluation.evaluate(net, tr, batch_size=7)  # many uneven batches
     net.eval()
     with torch.no_grad():
@@ -36,9 +24,9 @@ def test_evaluate_matches_one_shot_metrics(splits):
     assert got["acc"] == pytest.approx((logits.argmax(1) == tr.y).float().mean().item())
 
 
-def test_evaluate_refuses_what_does_not_fit(splits):
+def test_evaluate_refuses_what_does_not_fit(small_mlp, splits):
     tr, _ = splits
-    net = _model(tr)
+    net = small_mlp(tr)
     with pytest.raises(TypeError, match="ds.X has dtype torch.float64"):
         evaluation.evaluate(net, tr.replace(X=tr.X.double()))
     with pytest.raises(TypeError, match="ds must be an ncbook.data.Dataset"):

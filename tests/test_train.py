@@ -6,33 +6,18 @@ import math
 import pytest
 import torch
 
-from ncbook import config, data, models, rundir, train
+from ncbook import models, rundir, train
 
 pytestmark = pytest.mark.usefixtures("single_thread")  # tiny tensors: one thread is fastest
-
-
-
-@pytest.fixture(scope="module")
-def splits():
-    train_set, test_set = data.load_splits("digits", flat=True, test_fraction=0.2, seed=0)
-    train_set = data.balanced_subset(train_set, 12)
-    test_set = data.balanced_subset(test_set, 5)
-    return data.standardize(train_set, test_set)
-
-
-def _model(ds, arm="normalized", seed=0, **kw):
-    config.seed_everything(seed)
-    kw.setdefault("hidden", (32, 32))
-    return models.build_model("mlp", num_classes=10, input_shape=ds.input_shape, arm=arm, **kw)
 
 
 FAST = {"epochs": 6, "eval_every": 2, "batch_size": 32, "lr_decay_period": 4, "progress": False}
 
 
 @pytest.mark.parametrize("arm", models.ARMS)
-def test_training_decreases_loss_and_keeps_classifier_on_sphere(splits, arm):
+def test_training_decreases_loss_and_keeps_classifier_on_sphere(small_mlp, splits, arm):
     tr, te = splits
-    net = _model(tr, arm, tau=5.0)
+    net = small_mlp(tr, arm, tau=5.0)
     hist = train.train(net, tr, test_set=te, **FAST)
     assert hist["epoch"] == [0, 2, 4, 6] and hist.completed
     assert hist["loss"][-1] < 0.7 * hist["loss"][0]
@@ -47,9 +32,9 @@ def test_training_decreases_loss_and_keeps_classifier_on_sphere(splits, arm):
         assert not torch.allclose(norms, torch.ones(10), atol=1e-2)  # left free (unlike the paper's code)
 
 
-def test_run_directory_files(splits, tmp_path):
+def test_run_directory_files(small_mlp, splits, tmp_path):
     tr, te = splits
-    hist = train.train(_model(tr), tr, test_set=te, run_dir=tmp_path, meta={"note": "unit test"}, **FAST)
+    hist = train.train(small_mlp(tr), tr, test_set=te, run_dir=tmp_path, meta={"note": "unit test"}, **FAST)
     cfg = json.loads((tmp_path / "config.json").read_text())
     assert cfg["train"]["epochs"] == 6 and cfg["arm"] == "normalized" and cfg["model"]["name"] == "mlp"
     assert cfg["dataset"]["name"] == "digits" and cfg["dataset"]["N"] == len(tr) and cfg["meta"]["note"] == "unit test"
@@ -88,21 +73,21 @@ def _metrics_only(hist):
 
 
 @pytest.mark.parametrize("arm,split", [("normalized", False), ("regularized", False), ("normalized", True)])
-def test_resume_after_stop_equals_uninterrupted_run(splits, tmp_path, arm, split):
+def test_resume_after_stop_equals_uninterrupted_run(small_mlp, splits, tmp_path, arm, split):
     tr, te = splits
     kw = {**FAST, "split_optimizer": split}
-    full = train.train(_model(tr, arm), tr, test_set=te, **kw)
-    part = train.train(_model(tr, arm), tr, test_set=te, run_dir=tmp_path, stop_after=3, **kw)
+    full = train.train(small_mlp(tr, arm), tr, test_set=te, **kw)
+    part = train.train(small_mlp(tr, arm), tr, test_set=te, run_dir=tmp_path, stop_after=3, **kw)
     assert not part.completed and part["epoch"] == [0, 2]
     assert json.loads((tmp_path / "metrics.json").read_text())["completed"] is False
-    resumed = train.train(_model(tr, arm, seed=99), tr, test_set=te, run_dir=tmp_path, **kw)  # other init: restored
+    resumed = train.train(small_mlp(tr, arm, seed=99), tr, test_set=te, run_dir=tmp_path, **kw)  # other init: restored
     assert resumed.completed
     assert _metrics_only(resumed) == _metrics_only(full)  # exactly equal on the CPU
 
 
-def test_split_optimizer_differs_only_by_geoopts_first_momentum_step(splits):
+def test_split_optimizer_differs_only_by_geoopts_first_momentum_step(small_mlp, splits):
     tr, _ = splits
-    nets = [_model(tr) for _ in range(3)]
+    nets = [small_mlp(tr) for _ in range(3)]
     base = train.Trainer(nets[0], tr, train.TrainConfig(momentum=0.0, progress=False))
     split = train.Trainer(nets[1], tr, train.TrainConfig(momentum=0.0, progress=False, split_optimizer=True))
     assert len(split.optimizers) == 2 and len(base.optimizers) == 1
@@ -115,31 +100,31 @@ def test_split_optimizer_differs_only_by_geoopts_first_momentum_step(splits):
     assert torch.allclose(nets[2].classifier_weight.norm(dim=1), torch.ones(10), atol=1e-5)
 
 
-def test_keyboard_interrupt_in_callback_then_resume(splits, tmp_path):
+def test_keyboard_interrupt_in_callback_then_resume(small_mlp, splits, tmp_path):
     tr, _ = splits
-    full = train.train(_model(tr), tr, **FAST)
+    full = train.train(small_mlp(tr), tr, **FAST)
 
     def interrupt(epoch, record, trainer):
         if epoch == 2:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train.train(_model(tr), tr, run_dir=tmp_path, callback=interrupt, checkpoint_every=5, **FAST)
+        train.train(small_mlp(tr), tr, run_dir=tmp_path, callback=interrupt, checkpoint_every=5, **FAST)
     assert train.load_checkpoint(tmp_path / train.CHECKPOINT_NAME)["epoch"] == 2
-    resumed = train.train(_model(tr), tr, run_dir=tmp_path, checkpoint_every=5, **FAST)
+    resumed = train.train(small_mlp(tr), tr, run_dir=tmp_path, checkpoint_every=5, **FAST)
     assert _metrics_only(resumed) == _metrics_only(full)
 
 
-def test_resume_with_other_config_raises(splits, tmp_path):
+def test_resume_with_other_config_raises(small_mlp, splits, tmp_path):
     tr, _ = splits
-    train.train(_model(tr), tr, run_dir=tmp_path, stop_after=1, **FAST)
+    train.train(small_mlp(tr), tr, run_dir=tmp_path, stop_after=1, **FAST)
     with pytest.raises(ValueError, match="different configuration.*train.lr"):
-        train.train(_model(tr), tr, run_dir=tmp_path, **{**FAST, "lr": 0.1})
-    fresh = train.train(_model(tr), tr, run_dir=tmp_path, resume=False, **{**FAST, "lr": 0.1, "epochs": 2})
+        train.train(small_mlp(tr), tr, run_dir=tmp_path, **{**FAST, "lr": 0.1})
+    fresh = train.train(small_mlp(tr), tr, run_dir=tmp_path, resume=False, **{**FAST, "lr": 0.1, "epochs": 2})
     assert fresh["epoch"] == [0, 2]
 
 
-def test_bad_inputs_raise(splits):
+def test_bad_inputs_raise(small_mlp, splits):
     tr, _ = splits
     with pytest.raises(ValueError, match="lr"):
         train.TrainConfig(lr=-1.0)
@@ -148,11 +133,11 @@ def test_bad_inputs_raise(splits):
     with pytest.raises(ValueError, match="momentum"):
         train.TrainConfig(momentum=1.0)
     with pytest.raises(ValueError, match="unknown TrainConfig fields"):
-        train.train(_model(tr), tr, epochs=1, learning_rate=0.1)
+        train.train(small_mlp(tr), tr, epochs=1, learning_rate=0.1)
     with pytest.raises(TypeError, match="NCNet"):
         train.train(torch.nn.Linear(64, 10), tr, epochs=1)
     with pytest.raises(TypeError, match="Dataset"):
-        train.train(_model(tr), (tr.X, tr.y), epochs=1)
+        train.train(small_mlp(tr), (tr.X, tr.y), epochs=1)
     with pytest.raises(ValueError, match="classes"):
         three = models.build_model("mlp", num_classes=3, input_shape=tr.input_shape, hidden=(4,))
         train.train(three, tr, epochs=1)
@@ -160,53 +145,53 @@ def test_bad_inputs_raise(splits):
         img = models.build_model("cnn", num_classes=10, input_shape=(1, 8, 8), width=2)
         train.train(img, tr, epochs=1)
     with pytest.raises(ValueError, match="stop_after"):
-        train.train(_model(tr), tr, epochs=1, stop_after=-1)
+        train.train(small_mlp(tr), tr, epochs=1, stop_after=-1)
 
 
-def test_resume_on_another_device_and_precision(splits, tmp_path, capsys):
+def test_resume_on_another_device_and_precision(small_mlp, splits, tmp_path, capsys):
     """A run stopped in bf16 on a "GPU" continues in float32 on the CPU, with a one-line note."""
     tr, te = splits
-    train.train(_model(tr), tr, run_dir=tmp_path, stop_after=2, precision="bf16", **FAST)
+    train.train(small_mlp(tr), tr, run_dir=tmp_path, stop_after=2, precision="bf16", **FAST)
     record = rundir.read_config(tmp_path)
     assert record["runtime"] == {"device": "cpu", "precision": "bf16", "world_size": 1}
     record["runtime"]["device"] = "cuda:0"  # as if it had run on a GPU runtime
     record["train"].update(device="cuda", channels_last=True)
     rundir.write_json(tmp_path / rundir.CONFIG_NAME, record)
     capsys.readouterr()
-    resumed = train.train(_model(tr, seed=5), tr, run_dir=tmp_path, precision="fp32", device="cpu", **FAST)
+    resumed = train.train(small_mlp(tr, seed=5), tr, run_dir=tmp_path, precision="fp32", device="cpu", **FAST)
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.strip()]
     assert lines == [f"ncbook.train: resuming {tmp_path} at epoch 2; device cuda:0 -> cpu, precision bf16 -> fp32"]
     assert resumed.completed and resumed["epoch"] == [0, 2, 4, 6]
     assert rundir.read_config(tmp_path)["runtime"]["precision"] == "fp32"
     # the first two epochs ran in bf16: their records are kept as they were
     stopped = [r for r in resumed.records if r["epoch"] <= 2]
-    bf16_run = train.train(_model(tr), tr, precision="bf16", **{**FAST, "epochs": 2})
+    bf16_run = train.train(small_mlp(tr), tr, precision="bf16", **{**FAST, "epochs": 2})
     assert [r["nc1"] for r in stopped] == bf16_run["nc1"]
 
 
-def test_batchnorm_with_a_last_batch_of_one_row(splits):
+def test_batchnorm_with_a_last_batch_of_one_row(small_mlp, splits):
     tr, _ = splits  # 120 rows
-    net = _model(tr, batchnorm=True)
+    net = small_mlp(tr, batchnorm=True)
     assert net.has_batchnorm
     hist = train.train(net, tr, epochs=2, eval_every=1, batch_size=17, progress=False)  # 120 = 7 * 17 + 1
     assert hist.completed and all(math.isfinite(v) for v in hist["loss"])
-    trainer = train.Trainer(_model(tr, batchnorm=True), tr, train.TrainConfig(batch_size=17, progress=False))
+    trainer = train.Trainer(small_mlp(tr, batchnorm=True), tr, train.TrainConfig(batch_size=17, progress=False))
     sizes = [len(y) for _, y, _ in trainer.loader.batches()]
     assert sum(sizes) == len(tr) and min(sizes) >= 2 and len(trainer.loader) == len(sizes) == 7
-    plain = train.Trainer(_model(tr, batchnorm=False), tr, train.TrainConfig(batch_size=17, progress=False))
+    plain = train.Trainer(small_mlp(tr, batchnorm=False), tr, train.TrainConfig(batch_size=17, progress=False))
     assert [len(y) for _, y, _ in plain.loader.batches()][-1] == 1  # without BatchNorm: batches unchanged
 
 
-def test_dtype_mismatch_and_huge_seed_are_named(splits):
+def test_dtype_mismatch_and_huge_seed_are_named(small_mlp, splits):
     tr, _ = splits
     with pytest.raises(TypeError, match=r"train_set.X has dtype torch.float64 but the model's parameters are"):
-        train.train(_model(tr), tr.replace(X=tr.X.double()), epochs=1, progress=False)
+        train.train(small_mlp(tr), tr.replace(X=tr.X.double()), epochs=1, progress=False)
     with pytest.raises(TypeError, match="input has dtype torch.float64"):
-        _model(tr)(tr.X.double())
+        small_mlp(tr)(tr.X.double())
     with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2\*\*63 - 1\], got 18446744073709551616"):
         train.TrainConfig(seed=2**64)
     with pytest.raises(ValueError, match="seed"):
-        train.train(_model(tr), tr, epochs=1, seed=-1)
+        train.train(small_mlp(tr), tr, epochs=1, seed=-1)
     with pytest.raises(TypeError, match="precision"):
         train.TrainConfig(precision=None)
     with pytest.raises(TypeError, match="progress must be True or False"):
@@ -229,9 +214,9 @@ def test_progress_bars_leave_no_text_in_a_saved_notebook():
     assert all(not o.data.get("text/plain") for o in outputs)  # and left nothing behind
 
 
-def test_batchnorm_refuses_batches_it_cannot_normalize(splits):
+def test_batchnorm_refuses_batches_it_cannot_normalize(small_mlp, splits):
     tr, _ = splits
     with pytest.raises(ValueError, match="batch_size and the rows of train_set must be >= 2"):
-        train.train(_model(tr, batchnorm=True), tr, epochs=1, batch_size=1, progress=False)
+        train.train(small_mlp(tr, batchnorm=True), tr, epochs=1, batch_size=1, progress=False)
     with pytest.raises(ValueError, match="got 32 and 1"):
-        train.train(_model(tr, batchnorm=True), tr.take([0]), epochs=1, batch_size=32, progress=False)
+        train.train(small_mlp(tr, batchnorm=True), tr.take([0]), epochs=1, batch_size=32, progress=False)
