@@ -207,23 +207,23 @@ def _check_training_state(path: Path, state) -> dict:
 
 def read_metrics(run_dir) -> RunHistory:
     """The :class:`RunHistory` stored in ``run_dir/metrics.json``."""
-    path = Path(run_dir) / METRICS_NAME
-    if not path.is_file():
-        raise FileNotFoundError(f"no {METRICS_NAME} in {run_dir}")
-    data = _read_json(path)
-    if not isinstance(data, dict) or not isinstance(data.get("records"), list):
-        raise DamagedRunError(f"{path} is damaged (no list of records): {_WHAT_TO_DO}")
+    data = _read_record(run_dir, METRICS_NAME, "records", list, "no list of records")
     return RunHistory(data["records"], completed=data.get("completed", True))
 
 
 def read_config(run_dir) -> dict:
     """The record stored in ``run_dir/config.json`` (see :func:`run_record`)."""
-    path = Path(run_dir) / CONFIG_NAME
+    return _read_record(run_dir, CONFIG_NAME, "train", dict, "no training settings")
+
+
+def _read_record(run_dir, name: str, key: str, kind: type, missing: str) -> dict:
+    """The JSON object ``run_dir/name``, which must hold ``key`` of type ``kind`` (else it is damaged)."""
+    path = Path(run_dir) / name
     if not path.is_file():
-        raise FileNotFoundError(f"no {CONFIG_NAME} in {run_dir}")
+        raise FileNotFoundError(f"no {name} in {run_dir}")
     record = _read_json(path)
-    if not isinstance(record, dict) or not isinstance(record.get("train"), dict):
-        raise DamagedRunError(f"{path} is damaged (no training settings): {_WHAT_TO_DO}")
+    if not isinstance(record, dict) or not isinstance(record.get(key), kind):
+        raise DamagedRunError(f"{path} is damaged ({missing}): {_WHAT_TO_DO}")
     return record
 
 

@@ -40,6 +40,14 @@ def balanced_labels(K: int, n: int, *, device=None) -> torch.Tensor:
     return torch.arange(K, device=device).repeat_interleave(n)
 
 
+def _check_pair(W: torch.Tensor, H: torch.Tensor) -> None:
+    """Refuse classifiers ``W`` (K, d) and features ``H`` (N, d) of different d, dtype or device."""
+    if W.shape[1] != H.shape[1]:
+        raise ValueError(f"W (K, d) and H (N, d) must share d, got W {tuple(W.shape)} and H {tuple(H.shape)}")
+    if W.dtype != H.dtype or W.device != H.device:
+        raise TypeError(f"W and H must share dtype and device, got {W.dtype}/{W.device} and {H.dtype}/{H.device}")
+
+
 def check_problem(W, H, y, tau, *, on_sphere: bool = True):
     """Validate a UFM instance; return ``(W, H, y, tau)`` with ``y`` int64 and ``tau`` a float.
 
@@ -49,10 +57,7 @@ def check_problem(W, H, y, tau, *, on_sphere: bool = True):
     """
     W = check_matrix(W, "W", min_ndim=2, max_ndim=2)
     H = check_matrix(H, "H", min_ndim=2, max_ndim=2)
-    if W.shape[1] != H.shape[1]:
-        raise ValueError(f"W (K, d) and H (N, d) must share d, got W {tuple(W.shape)} and H {tuple(H.shape)}")
-    if W.dtype != H.dtype or W.device != H.device:
-        raise TypeError(f"W and H must share dtype and device, got {W.dtype}/{W.device} and {H.dtype}/{H.device}")
+    _check_pair(W, H)
     y = check_labels(y, H.shape[0], W.shape[0]).to(H.device)
     tau = check_tau(tau)
     if on_sphere:
@@ -65,10 +70,7 @@ def logits(W: torch.Tensor, H: torch.Tensor, tau: float) -> torch.Tensor:
     r"""Cosine logits :math:`Z = \tau\, H W^\top`, shape ``(N, K)``; ``W`` ``(K, d)`` and ``H`` ``(N, d)`` unit rows."""
     W = check_points(W, "W", min_ndim=2, max_ndim=2)
     H = check_points(H, "H", min_ndim=2, max_ndim=2)
-    if W.shape[1] != H.shape[1]:
-        raise ValueError(f"W (K, d) and H (N, d) must share d, got W {tuple(W.shape)} and H {tuple(H.shape)}")
-    if W.dtype != H.dtype or W.device != H.device:
-        raise TypeError(f"W and H must share dtype and device, got {W.dtype}/{W.device} and {H.dtype}/{H.device}")
+    _check_pair(W, H)
     return check_tau(tau) * (H @ W.T)
 
 
