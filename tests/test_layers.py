@@ -23,7 +23,7 @@ CORE = {"sphere", "etf", "ufm", "rgd", "geoopt_rgd", "landscape", "diagnostics",
         "solve", "stepsize"}
 # config (the FAST switch, devices, storage) sits under the core; only it may reach for google.colab.
 BASE = {"config"}
-PRESENTATION = {"plotting", "widgets", "course", "interactive", "landscape_plots"}
+PRESENTATION = {"plotting", "widgets", "course", "interactive", "landscape_plots", "tables"}
 CORE_MAY_IMPORT = {"torch", "numpy", "geoopt"}
 MODULES = sorted(p.stem for p in PKG.glob("*.py") if p.stem != "__init__")
 
