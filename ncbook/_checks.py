@@ -217,9 +217,9 @@ def check_real(v, name: str, *, low: float | None = None, high: float | None = N
 
 
 def check_tolerance(v, name: str, *, allow_none: bool = False) -> float | None:
-    """Return ``v`` if it is a tolerance: a finite real number ``>= 0`` (numpy scalars accepted).
+    """Return ``v`` as a float after checking it is a tolerance: a finite real number ``>= 0``.
 
-    None is accepted (and returned) when ``allow_none``.
+    Numpy scalars are accepted; None is accepted (and returned) when ``allow_none``.
     """
     if v is None and allow_none:
         return None
