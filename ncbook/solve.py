@@ -388,6 +388,7 @@ def _geometry(W: torch.Tensor, H: torch.Tensor, K: int, n: int):
     Returns ``(nc1, nc2, nc3, angle)``: lists with one float per run (``angle`` is None when ``d < K-1``).
     """
     f64 = torch.float64
+    dtype = W.dtype
     W = W.detach().to(device="cpu", dtype=f64)
     H = H.detach().to(device="cpu", dtype=f64)
     lead = W.shape[:-2]
@@ -423,6 +424,8 @@ def _geometry(W: torch.Tensor, H: torch.Tensor, K: int, n: int):
     if d >= K - 1:
         P, _, Qh = torch.linalg.svd(torch.matmul(F.T, W), full_matrices=False)
         near = torch.matmul(F, torch.matmul(P, Qh))  # nearest simplex ETF, rows in the order of W
+        if dtype != f64:  # etf.nearest_simplex_etf returns it in W's dtype
+            near = near.to(dtype).to(f64)
         cos = torch.linalg.vecdot(W, near)
         sin = torch.linalg.vector_norm(W - cos.unsqueeze(-1) * near, dim=-1)
         rows.append(torch.atan2(sin, cos).amax(-1))  # scale-free: W's rows need not be exactly unit
