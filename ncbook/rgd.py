@@ -62,7 +62,7 @@ from ._checks import (
     check_tolerance,
     check_unit_rows,
 )
-from .stepsize import DEFAULTS, Iterate
+from .stepsize import DEFAULTS, Iterate, every
 
 __all__ = ["RULES", "History", "StoppingTest", "step", "run", "iterate", "rgd_stepper", "first_iterate",
            "batch_value", "roundoff", "retract_blocks", "record_array"]
@@ -415,6 +415,9 @@ def record_array(values: list, empty_shape: tuple, bshape: tuple, dtype) -> np.n
     """
     if not values:
         return np.zeros(empty_shape)
+    if not any(isinstance(v, torch.Tensor) for v in values):  # plain numbers: no tensor per value
+        return np.broadcast_to(np.asarray(values, dtype=np.float64).reshape((-1,) + (1,) * len(bshape)),
+                               (len(values),) + tuple(bshape)).copy()
     values = [v if isinstance(v, torch.Tensor) else torch.full(bshape, v, dtype=dtype) for v in values]
     return torch.stack(values).cpu().numpy().astype(np.float64)
 
@@ -444,7 +447,7 @@ def rgd_stepper(fg, rule: stepsize.StepRule, start: Iterate, scales: tuple):
         def trial(a):
             # a step so long that |x - a s g|^2 overflows would leave zero or NaN rows: refuse it first
             short = it.gnorm < too_long / a if not isinstance(a, torch.Tensor) else a * it.gnorm < too_long
-            if not bool(short.all() if short.ndim else short):
+            if not every(short):
                 raise ValueError(f"the RGD step overflows: lr (or the step size its rule reached, "
                                  f"{float(torch.as_tensor(a).max()):.3g}) times the gradient norm is too large; "
                                  "use a smaller lr")
@@ -507,9 +510,10 @@ def iterate(advance, start: Iterate, *, steps: int, stop: StoppingTest, callback
         if partial:
             new = new.where(active, it)
         # NaN or inf must never pass silently (a negative gap is checked on the record at the end)
-        ok = torch.isfinite(new.f + new.gnorm) if step_checked else \
-            (a * it.gnorm < too_long) & torch.isfinite(new.f + new.gnorm)
-        if not bool(ok.all() if batched else ok):
+        # one host read: a sum of finite numbers is finite unless it overflows (then look closer)
+        total = new.f + new.gnorm
+        finite = math.isfinite(float(total.sum() if batched else total)) or every(torch.isfinite(total))
+        if not finite or not (step_checked or every(a * it.gnorm < too_long)):
             raise ValueError(f"{rule} diverged at step {t + 1}: the step overflowed or the loss or gradient is no "
                              "longer finite; use a smaller lr (or a smaller tau, or a rule with a line search)")
         it = new

@@ -31,7 +31,7 @@ import torch
 from ._checks import check_integer, check_positive_real, check_real
 
 __all__ = ["DEFAULTS", "Iterate", "StepRule", "Fixed", "Armijo", "BarzilaiBorwein", "make_rule", "RULES",
-           "block_inner"]
+           "block_inner", "inner", "every", "some"]
 
 #: Default constants of the line searches, defined here once (``rgd.run`` and ``solve`` use them).
 DEFAULTS = {"c": 1e-4, "shrink": 0.5, "max_backtracks": 40, "lr_min": 1e-12, "lr_max": 1e6, "nonmonotone": 0.85}
@@ -41,9 +41,29 @@ def block_inner(u: tuple, v: tuple, weights, nd: int) -> torch.Tensor:
     r""":math:`\sum_i w_i \langle u_i, v_i\rangle` per run: a tensor of the batch shape (the first ``nd`` axes)."""
     total = None
     for ui, vi, wi in zip(u, v, weights):
-        term = torch.linalg.vecdot(ui.flatten(nd), vi.flatten(nd))
-        total = term * wi if total is None else total + term * wi
+        term = inner(ui, vi, nd)
+        total = term * wi if total is None else torch.add(total, term, alpha=wi)
     return total
+
+
+def inner(u: torch.Tensor, v: torch.Tensor, nd: int) -> torch.Tensor:
+    r""":math:`\langle u, v\rangle` over all but the first ``nd`` (batch) axes: a tensor of the batch shape.
+
+    One kernel: ``torch.dot`` for a single run, a sum of products over the trailing axes for a batch.
+    """
+    if nd == 0:
+        return torch.dot(u.reshape(-1), v.reshape(-1))
+    return torch.linalg.vecdot(u.flatten(nd), v.flatten(nd))
+
+
+def every(mask: torch.Tensor) -> bool:
+    """Whether every entry of a bool tensor of the batch shape is True (one host sync, no reduction for ``()``)."""
+    return bool(mask) if mask.ndim == 0 else bool(mask.all())
+
+
+def some(mask: torch.Tensor) -> bool:
+    """Whether some entry of a bool tensor of the batch shape is True (one host sync, no reduction for ``()``)."""
+    return bool(mask) if mask.ndim == 0 else bool(mask.any())
 
 
 @dataclass
@@ -75,12 +95,18 @@ class Iterate:
     def make(cls, x, f, g, scales, *, slope: bool = True) -> Iterate:
         """Build an iterate, computing the norms from the gradient blocks (``gSg`` only if ``slope``)."""
         nd = f.ndim
-        sq = tuple(torch.linalg.vecdot(gi.flatten(nd), gi.flatten(nd)) for gi in g)
-        total = sq[0] if len(sq) == 1 else sum(sq[1:], sq[0])
+        sq = tuple(inner(gi, gi, nd) for gi in g)
+        total = sq[0]
+        for q in sq[1:]:
+            total = total + q
         gSg = None
         if slope:
-            gSg = total if all(s == 1.0 for s in scales) else sum(q * s for q, s in zip(sq[1:], scales[1:])) + \
-                sq[0] * scales[0]
+            if all(s == 1.0 for s in scales):
+                gSg = total
+            else:
+                gSg = sq[0] if scales[0] == 1.0 else sq[0] * scales[0]
+                for q, s in zip(sq[1:], scales[1:]):
+                    gSg = torch.add(gSg, q, alpha=s)
         return cls(x=tuple(x), f=f, g=tuple(g), sq=sq, gnorm=total.sqrt(), gSg=gSg)
 
     def where(self, mask: torch.Tensor, other: Iterate) -> Iterate:
@@ -181,12 +207,12 @@ class Armijo(StepRule):
         for evals in range(1, self.max_backtracks + 2):
             new = trial(a)
             ok = new.f <= torch.addcmul(self.reference, a, it.gSg, value=-self.c)
-            flat = (new.f - it.f).abs() <= self.flat
-            if bool(flat.any()):
+            flat = torch.sub(new.f, it.f).abs_() <= self.flat
+            if some(flat):
                 ok = torch.where(flat, self.flat_test(it, new), ok)
             if active is not None:  # None: every run is active
                 ok = ok | ~active
-            if bool(ok.all()) or evals == self.max_backtracks + 1:
+            if every(ok) or evals == self.max_backtracks + 1:
                 break
             a = torch.where(ok, a, a * self.shrink)
         self.after(it, new, a)
@@ -254,10 +280,9 @@ class BarzilaiBorwein(Armijo):
         nd = it.f.ndim
         sSs = sggn = None  # sum_i s_i ||P g_i||^2 and sum_i s_i <g_i, g+_i>
         for xn, gi, gn, g2, si in zip(new.x, it.g, new.g, it.sq, self.scales):
-            radial = (xn * gi).sum(-1, keepdim=True)  # x+^T g per row: what the transport removes
-            r = radial.flatten(nd)
-            pg2 = g2 - torch.linalg.vecdot(r, r)  # ||P g||^2
-            ggn = torch.linalg.vecdot(gi.flatten(nd), gn.flatten(nd))  # <P g, g+> = <g, g+>
+            radial = torch.linalg.vecdot(xn, gi)  # x+^T g per row: what the transport removes
+            pg2 = g2 - (radial.square() if radial.ndim == nd else inner(radial, radial, nd))  # ||P g||^2
+            ggn = inner(gi, gn, nd)  # <P g, g+> = <g, g+>
             sSs = pg2 * si if sSs is None else torch.add(sSs, pg2, alpha=si)
             sggn = ggn * si if sggn is None else torch.add(sggn, ggn, alpha=si)
         sy = sSs - sggn  # <s, y> / a
