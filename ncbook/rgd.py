@@ -430,7 +430,7 @@ def retract_blocks(x: tuple, g: tuple, a, scales: tuple) -> tuple:
             v = torch.addcmul(xi, gi, a.reshape(a.shape + (1,) * (xi.ndim - a.ndim)), value=-si)
         else:
             v = torch.add(xi, gi, alpha=-a * si)
-        out.append(v / torch.linalg.vector_norm(v, dim=-1, keepdim=True))
+        out.append(v.div_(torch.linalg.vector_norm(v, dim=-1, keepdim=True)))
     return tuple(out)
 
 
@@ -446,8 +446,11 @@ def rgd_stepper(fg, rule: stepsize.StepRule, start: Iterate, scales: tuple):
     def advance(it, active):
         def trial(a):
             # a step so long that |x - a s g|^2 overflows would leave zero or NaN rows: refuse it first
-            short = it.gnorm < too_long / a if not isinstance(a, torch.Tensor) else a * it.gnorm < too_long
-            if not every(short):
+            # one host read: the longest step of the batch (a plain read for a single run and a fixed step)
+            fixed = not isinstance(a, torch.Tensor)
+            longest = it.gnorm * a if not fixed else it.gnorm
+            longest = float(longest if longest.ndim == 0 else longest.max()) * (a if fixed else 1.0)
+            if not longest < too_long:
                 raise ValueError(f"the RGD step overflows: lr (or the step size its rule reached, "
                                  f"{float(torch.as_tensor(a).max()):.3g}) times the gradient norm is too large; "
                                  "use a smaller lr")
@@ -511,8 +514,11 @@ def iterate(advance, start: Iterate, *, steps: int, stop: StoppingTest, callback
             new = new.where(active, it)
         # NaN or inf must never pass silently (a negative gap is checked on the record at the end)
         # one host read: a sum of finite numbers is finite unless it overflows (then look closer)
-        total = new.f + new.gnorm
-        finite = math.isfinite(float(total.sum() if batched else total)) or every(torch.isfinite(total))
+        if batched:
+            total = (new.f + new.gnorm).sum()
+            finite = math.isfinite(float(total)) or every(torch.isfinite(new.f + new.gnorm))
+        else:  # two plain reads, no tensor operation
+            finite = math.isfinite(float(new.f)) and math.isfinite(float(new.gnorm))
         if not finite or not (step_checked or every(a * it.gnorm < too_long)):
             raise ValueError(f"{rule} diverged at step {t + 1}: the step overflowed or the loss or gradient is no "
                              "longer finite; use a smaller lr (or a smaller tau, or a rule with a line search)")

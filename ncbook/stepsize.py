@@ -31,7 +31,7 @@ import torch
 from ._checks import check_integer, check_positive_real, check_real
 
 __all__ = ["DEFAULTS", "Iterate", "StepRule", "Fixed", "Armijo", "BarzilaiBorwein", "make_rule", "RULES",
-           "block_inner", "inner", "every", "some"]
+           "block_inner", "block_norm", "inner", "every", "some"]
 
 #: Default constants of the line searches, defined here once (``rgd.run`` and ``solve`` use them).
 DEFAULTS = {"c": 1e-4, "shrink": 0.5, "max_backtracks": 40, "lr_min": 1e-12, "lr_max": 1e6, "nonmonotone": 0.85}
@@ -56,6 +56,11 @@ def inner(u: torch.Tensor, v: torch.Tensor, nd: int) -> torch.Tensor:
     return torch.linalg.vecdot(u.flatten(nd), v.flatten(nd))
 
 
+def block_norm(u: torch.Tensor, nd: int) -> torch.Tensor:
+    r""":math:`\lVert u\rVert` over all but the first ``nd`` (batch) axes: a tensor of the batch shape (one kernel)."""
+    return torch.linalg.vector_norm(u) if nd == 0 else torch.linalg.vector_norm(u, dim=tuple(range(nd, u.ndim)))
+
+
 def every(mask: torch.Tensor) -> bool:
     """Whether every entry of a bool tensor of the batch shape is True (one host sync, no reduction for ``()``)."""
     return bool(mask) if mask.ndim == 0 else bool(mask.all())
@@ -76,8 +81,8 @@ class Iterate:
         The blocks of the point and of its Riemannian gradient (same shapes).
     f : Tensor
         The loss, of the batch shape ``()`` or ``(B,)``.
-    sq : tuple of Tensor
-        :math:`\lVert g_i\rVert^2` per block, each of the batch shape.
+    norms : tuple of Tensor
+        :math:`\lVert g_i\rVert` per block, each of the batch shape.
     gnorm : Tensor
         :math:`\lVert g\rVert` (product metric).
     gSg : Tensor
@@ -87,7 +92,7 @@ class Iterate:
     x: tuple
     f: torch.Tensor
     g: tuple
-    sq: tuple
+    norms: tuple
     gnorm: torch.Tensor
     gSg: torch.Tensor | None
 
@@ -95,19 +100,16 @@ class Iterate:
     def make(cls, x, f, g, scales, *, slope: bool = True) -> Iterate:
         """Build an iterate, computing the norms from the gradient blocks (``gSg`` only if ``slope``)."""
         nd = f.ndim
-        sq = tuple(inner(gi, gi, nd) for gi in g)
-        total = sq[0]
-        for q in sq[1:]:
-            total = total + q
+        norms = tuple(block_norm(gi, nd) for gi in g)
+        gnorm = norms[0]
+        for q in norms[1:]:
+            gnorm = torch.hypot(gnorm, q)
         gSg = None
         if slope:
-            if all(s == 1.0 for s in scales):
-                gSg = total
-            else:
-                gSg = sq[0] if scales[0] == 1.0 else sq[0] * scales[0]
-                for q, s in zip(sq[1:], scales[1:]):
-                    gSg = torch.add(gSg, q, alpha=s)
-        return cls(x=tuple(x), f=f, g=tuple(g), sq=sq, gnorm=total.sqrt(), gSg=gSg)
+            gSg = norms[0].square() if scales[0] == 1.0 else norms[0].square().mul_(scales[0])
+            for q, s in zip(norms[1:], scales[1:]):
+                gSg = torch.addcmul(gSg, q, q, value=s)
+        return cls(x=tuple(x), f=f, g=tuple(g), norms=norms, gnorm=gnorm, gSg=gSg)
 
     def where(self, mask: torch.Tensor, other: Iterate) -> Iterate:
         """Per run: this iterate where ``mask`` is True, ``other`` elsewhere (frozen runs keep theirs)."""
@@ -117,7 +119,7 @@ class Iterate:
             return torch.where(mask.reshape(mask.shape + (1,) * (a.ndim - nd)), a, b)
 
         return Iterate(x=tuple(map(pick, self.x, other.x)), f=pick(self.f, other.f),
-                       g=tuple(map(pick, self.g, other.g)), sq=tuple(map(pick, self.sq, other.sq)),
+                       g=tuple(map(pick, self.g, other.g)), norms=tuple(map(pick, self.norms, other.norms)),
                        gnorm=pick(self.gnorm, other.gnorm),
                        gSg=None if self.gSg is None else pick(self.gSg, other.gSg))
 
@@ -279,9 +281,10 @@ class BarzilaiBorwein(Armijo):
         """
         nd = it.f.ndim
         sSs = sggn = None  # sum_i s_i ||P g_i||^2 and sum_i s_i <g_i, g+_i>
-        for xn, gi, gn, g2, si in zip(new.x, it.g, new.g, it.sq, self.scales):
+        for xn, gi, gn, gnorm, si in zip(new.x, it.g, new.g, it.norms, self.scales):
             radial = torch.linalg.vecdot(xn, gi)  # x+^T g per row: what the transport removes
-            pg2 = g2 - (radial.square() if radial.ndim == nd else inner(radial, radial, nd))  # ||P g||^2
+            r2 = radial.square() if radial.ndim == nd else inner(radial, radial, nd)
+            pg2 = torch.addcmul(-r2, gnorm, gnorm)  # ||P g||^2 = ||g||^2 - sum_rows (x+^T g)^2
             ggn = inner(gi, gn, nd)  # <P g, g+> = <g, g+>
             sSs = pg2 * si if sSs is None else torch.add(sSs, pg2, alpha=si)
             sggn = ggn * si if sggn is None else torch.add(sggn, ggn, alpha=si)
