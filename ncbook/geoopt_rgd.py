@@ -287,7 +287,7 @@ def geoopt_stepper(points, egrad_fn, *, loss_fn=None, optimizer="sgd", lr, scale
     nd = start.f.ndim
     if any(p.ndim <= nd or tuple(p.shape[:nd]) != tuple(start.f.shape) for p in params):
         raise ValueError(f"the loss has batch shape {tuple(start.f.shape)}; every block must start with it")
-    if not bool(torch.isfinite(start.f).all()) or not bool(torch.isfinite(start.gnorm).all()):
+    if not rgd.all_finite(start):
         raise ValueError("the loss or its gradient is not finite at the starting point")
 
     def advance(it, active):

@@ -65,7 +65,7 @@ from ._checks import (
 from .stepsize import DEFAULTS, Iterate, every
 
 __all__ = ["RULES", "History", "StoppingTest", "step", "run", "iterate", "rgd_stepper", "first_iterate",
-           "batch_value", "roundoff", "retract_blocks", "record_array"]
+           "batch_value", "roundoff", "retract_blocks", "record_array", "all_finite"]
 
 #: Step-size rules accepted by :func:`run` (the classes are in :mod:`ncbook.stepsize`).
 RULES = tuple(stepsize.RULES)
@@ -373,8 +373,6 @@ def first_iterate(fg, points, scales) -> Iterate:
     f, g = fg(tuple(points))
     if len(g) != len(points):
         raise ValueError(f"the Riemannian gradient must have one tensor per block ({len(points)}), got {len(g)}")
-    if not bool(torch.isfinite(f).all()) or not all(bool(torch.isfinite(gi).all()) for gi in g):
-        raise ValueError("the loss or its gradient is not finite at the starting point")
     nd = f.ndim
     for i, (x, gi) in enumerate(zip(points, g)):
         if x.ndim <= nd or tuple(x.shape[:nd]) != tuple(f.shape):
@@ -383,7 +381,22 @@ def first_iterate(fg, points, scales) -> Iterate:
                 "each block must start with the batch dimensions")
         if gi.shape != x.shape:
             raise ValueError(f"rgrad block {i} has shape {tuple(gi.shape)}, expected {tuple(x.shape)}")
-    return Iterate.make(points, f, g, scales)
+    it = Iterate.make(points, f, g, scales)
+    if not all_finite(it):
+        raise ValueError("the loss or its gradient is not finite at the starting point")
+    return it
+
+
+def all_finite(it: Iterate) -> bool:
+    """Whether the loss and the gradient norm of every run are finite (one host read in the common case).
+
+    A sum of finite numbers is finite unless it overflows; only then are the entries tested one by one.
+    The gradient norm is finite exactly when every entry of the gradient is (or overflows: refused too).
+    """
+    if it.f.ndim == 0:  # two plain reads
+        return math.isfinite(float(it.f)) and math.isfinite(float(it.gnorm))
+    return math.isfinite(float((it.f + it.gnorm).sum())) or (
+        every(torch.isfinite(it.f)) and every(torch.isfinite(it.gnorm)))
 
 
 def batch_value(v, f: torch.Tensor, name: str):
@@ -513,13 +526,7 @@ def iterate(advance, start: Iterate, *, steps: int, stop: StoppingTest, callback
         if partial:
             new = new.where(active, it)
         # NaN or inf must never pass silently (a negative gap is checked on the record at the end)
-        # one host read: a sum of finite numbers is finite unless it overflows (then look closer)
-        if batched:
-            total = (new.f + new.gnorm).sum()
-            finite = math.isfinite(float(total)) or every(torch.isfinite(new.f + new.gnorm))
-        else:  # two plain reads, no tensor operation
-            finite = math.isfinite(float(new.f)) and math.isfinite(float(new.gnorm))
-        if not finite or not (step_checked or every(a * it.gnorm < too_long)):
+        if not all_finite(new) or not (step_checked or every(a * it.gnorm < too_long)):
             raise ValueError(f"{rule} diverged at step {t + 1}: the step overflowed or the loss or gradient is no "
                              "longer finite; use a smaller lr (or a smaller tau, or a rule with a line search)")
         it = new

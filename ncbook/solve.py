@@ -399,38 +399,38 @@ def _geometry(W: torch.Tensor, H: torch.Tensor, K: int, n: int):
     Mc = M - M.mean(-2, keepdim=True)  # centred (balanced classes: mu_G is the mean of the class means)
     C = Hr - M.unsqueeze(-2)  # features around their class mean
     CM = torch.matmul(C.reshape(lead + (N, d)), Mc.mT)  # (h_i - mu_{y_i})^T mu~_k, (..., N, K)
-    A = torch.matmul(CM.mT, CM) / N  # M~ Sigma_W M~^T
     lam, U = torch.linalg.eigh(torch.matmul(Mc, Mc.mT))  # K * the eigenvalues of Sigma_B
-    top = lam[..., -1]
+    top = lam[..., -1:]
+    keep = lam > (max(d, K) * torch.finfo(f64).eps) * top
+    uAu = torch.matmul(CM, U).square().sum(-2)  # u_j^T (N A) u_j, A = M~ Sigma_W M~^T
+    nc1 = torch.where(keep, uAu / lam.square(), 0.0).sum(-1).clamp_min(0.0) / N
     # overall spread tr(Sigma_W) + tr(Sigma_B) (the scale of the zero test of metrics.ClassStats.nc1)
-    spread = C.square().sum((-3, -2, -1)) / N + Mc.square().sum((-2, -1)) / K
-    if not bool(((top > 1e-28 * spread.clamp_min(1e-300)) & (top > 0)).all()):
-        raise ValueError("the between-class covariance is zero (all class means coincide), so NC1 is undefined")
-    keep = lam > (max(d, K) * torch.finfo(f64).eps) * top.unsqueeze(-1)
-    uAu = (torch.matmul(A, U) * U).sum(-2)
-    nc1 = torch.where(keep, uAu / lam.square(), 0.0).sum(-1).clamp_min(0.0)
+    spread = torch.linalg.vector_norm(C, dim=(-3, -2, -1)).square() / N + lam.sum(-1) / K
     F, E = _etf_frame(K)
-
-    def etf_distance(G, what):
-        scale = G.abs().amax((-2, -1), keepdim=True)
-        if not bool((scale > 0).all()):
-            raise ValueError(f"{what} is the zero matrix, so its distance to the ETF is undefined")
-        G = G / scale
-        return torch.linalg.matrix_norm(G / torch.linalg.matrix_norm(G, keepdim=True) - E)
-
-    nc2 = etf_distance(torch.matmul(W, W.mT), "the Gram matrix W @ W.T")
-    nc3 = etf_distance(torch.matmul(W, M.mT), "W @ M.T (classifier W against the class means of H)")
-    rows = [nc1, nc2, nc3]
+    # NC2 and NC3 together: the Grams W W^T and W M^T side by side, (..., 2, K, K)
+    G = torch.matmul(W, torch.cat((W, M), -2).mT).unflatten(-1, (2, K)).movedim(-2, -3)
+    G_norm = torch.linalg.matrix_norm(G, keepdim=True)
+    nc23 = torch.linalg.matrix_norm(G / G_norm - E)
+    rows = [nc1.unsqueeze(-1), nc23, top, spread.unsqueeze(-1), G_norm.flatten(-3)]
     if d >= K - 1:
         P, _, Qh = torch.linalg.svd(torch.matmul(F.T, W), full_matrices=False)
-        near = torch.matmul(F, torch.matmul(P, Qh))  # nearest simplex ETF, rows in the order of W
+        near = torch.matmul(torch.matmul(F, P), Qh)  # nearest simplex ETF, rows in the order of W
         if dtype != f64:  # etf.nearest_simplex_etf returns it in W's dtype
             near = near.to(dtype).to(f64)
         cos = torch.linalg.vecdot(W, near)
-        sin = torch.linalg.vector_norm(W - cos.unsqueeze(-1) * near, dim=-1)
-        rows.append(torch.atan2(sin, cos).amax(-1))  # scale-free: W's rows need not be exactly unit
-    out = torch.stack(rows).reshape(len(rows), -1).tolist()
-    return out[0], out[1], out[2], (out[3] if len(out) == 4 else None)
+        sin = torch.linalg.vector_norm(torch.addcmul(W, cos.unsqueeze(-1), near, value=-1), dim=-1)
+        rows.append(torch.atan2(sin, cos).amax(-1, keepdim=True))  # scale-free: rows need not be exactly unit
+    # one host transfer: per run nc1, nc2, nc3, top, spread, |W W^T|, |W M^T| (, angle)
+    out = torch.cat(rows, -1).reshape(-1, 7 + (d >= K - 1)).T.tolist()
+    nc1, nc2, nc3, top, spread, gw, gm = out[:7]
+    if not all(t > 1e-28 * max(s, 1e-300) and t > 0 for t, s in zip(top, spread)):
+        raise ValueError("the between-class covariance is zero (all class means coincide), so NC1 is undefined")
+    if not all(v > 0 for v in gw):
+        raise ValueError("the Gram matrix W @ W.T is the zero matrix, so its distance to the ETF is undefined")
+    if not all(v > 0 for v in gm):
+        raise ValueError("W @ M.T (classifier W against the class means of H) is the zero matrix, so its distance "
+                         "to the ETF is undefined")
+    return nc1, nc2, nc3, (out[7] if d >= K - 1 else None)
 
 
 @functools.lru_cache(maxsize=64)
