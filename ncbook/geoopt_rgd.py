@@ -281,7 +281,7 @@ def geoopt_stepper(points, egrad_fn, *, loss_fn=None, optimizer="sgd", lr, scale
             f = f.detach()
         with torch.no_grad():
             rg = tuple(p.grad if tangent_grads else manifold.egrad2rgrad(p, p.grad) for p in params)
-        return stepsize.Iterate.make(tuple(p.detach() for p in params), f, rg, ones)
+        return stepsize.Iterate.make(tuple(p.detach() for p in params), f, rg, ones, slope=False)
 
     start = evaluate()
     nd = start.f.ndim

@@ -65,7 +65,8 @@ from ._checks import (
 from .stepsize import DEFAULTS, Iterate, every
 
 __all__ = ["RULES", "History", "StoppingTest", "step", "run", "iterate", "rgd_stepper", "first_iterate",
-           "batch_value", "roundoff", "retract_blocks", "record_array", "all_finite"]
+           "batch_value", "roundoff", "retract_blocks", "record_array", "all_finite",
+           "step_fits"]
 
 #: Step-size rules accepted by :func:`run` (the classes are in :mod:`ncbook.stepsize`).
 RULES = tuple(stepsize.RULES)
@@ -387,6 +388,14 @@ def first_iterate(fg, points, scales) -> Iterate:
     return it
 
 
+def step_fits(a, gnorm: torch.Tensor, too_long: float) -> bool:
+    """Whether ``a * gnorm < too_long`` for every run (``a`` a number or per-run tensor; one host read)."""
+    if isinstance(a, torch.Tensor):
+        longest = a * gnorm
+        return float(longest if longest.ndim == 0 else longest.max()) < too_long
+    return float(gnorm if gnorm.ndim == 0 else gnorm.max()) * a < too_long
+
+
 def all_finite(it: Iterate) -> bool:
     """Whether the loss and the gradient norm of every run are finite (one host read in the common case).
 
@@ -459,11 +468,7 @@ def rgd_stepper(fg, rule: stepsize.StepRule, start: Iterate, scales: tuple):
     def advance(it, active):
         def trial(a):
             # a step so long that |x - a s g|^2 overflows would leave zero or NaN rows: refuse it first
-            # one host read: the longest step of the batch (a plain read for a single run and a fixed step)
-            fixed = not isinstance(a, torch.Tensor)
-            longest = it.gnorm * a if not fixed else it.gnorm
-            longest = float(longest if longest.ndim == 0 else longest.max()) * (a if fixed else 1.0)
-            if not longest < too_long:
+            if not step_fits(a, it.gnorm, too_long):
                 raise ValueError(f"the RGD step overflows: lr (or the step size its rule reached, "
                                  f"{float(torch.as_tensor(a).max()):.3g}) times the gradient norm is too large; "
                                  "use a smaller lr")
@@ -526,7 +531,7 @@ def iterate(advance, start: Iterate, *, steps: int, stop: StoppingTest, callback
         if partial:
             new = new.where(active, it)
         # NaN or inf must never pass silently (a negative gap is checked on the record at the end)
-        if not all_finite(new) or not (step_checked or every(a * it.gnorm < too_long)):
+        if not all_finite(new) or not (step_checked or step_fits(a, it.gnorm, too_long)):
             raise ValueError(f"{rule} diverged at step {t + 1}: the step overflowed or the loss or gradient is no "
                              "longer finite; use a smaller lr (or a smaller tau, or a rule with a line search)")
         it = new
