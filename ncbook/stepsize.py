@@ -52,7 +52,7 @@ def inner(u: torch.Tensor, v: torch.Tensor, nd: int) -> torch.Tensor:
     One kernel: ``torch.dot`` for a single run, a sum of products over the trailing axes for a batch.
     """
     if nd == 0:
-        return torch.dot(u.reshape(-1), v.reshape(-1))
+        return torch.dot(u, v) if u.ndim == 1 else torch.dot(u.reshape(-1), v.reshape(-1))
     return torch.linalg.vecdot(u.flatten(nd), v.flatten(nd))
 
 
@@ -191,6 +191,7 @@ class Armijo(StepRule):
         rtol = 1e-10 if it.f.dtype == torch.float64 else 1e-5
         self.flat = rtol * it.f.abs().clamp_min(self.flat_floor)
         self.reference = it.f
+        self.inf = torch.full((), math.inf, dtype=it.f.dtype, device=it.f.device)
 
     def first_trial(self, it):
         """Return the first trial step per run: ``lr`` at first, then ``2 * alpha`` clipped to ``[lr_min, lr_max]``."""
@@ -267,10 +268,10 @@ class BarzilaiBorwein(Armijo):
     def after(self, it, new, a):
         """Set the next BB step (clipped, alternating long and short) and update the Zhang-Hager average :math:`C`."""
         self.first = False
-        self.alpha = self.next_step(it, new, a).clamp(self.lr_min, self.lr_max)
+        self.alpha = self.next_step(it, new, a).clamp_(self.lr_min, self.lr_max)
         self.long = not self.long
         Q_new = self.nonmonotone * self.Q + 1
-        self.reference = (self.nonmonotone * self.Q * self.reference + new.f) / Q_new
+        self.reference = torch.add(new.f, self.reference, alpha=self.nonmonotone * self.Q).div_(Q_new)
         self.Q = Q_new
 
     def next_step(self, it, new, a):
@@ -280,21 +281,23 @@ class BarzilaiBorwein(Armijo):
         :math:`\lVert P g\rVert^2 = \lVert g\rVert^2 - \sum_{\text{rows}} (x^{+\top} g)^2`.
         """
         nd = it.f.ndim
-        sSs = sggn = None  # sum_i s_i ||P g_i||^2 and sum_i s_i <g_i, g+_i>
-        for xn, gi, gn, gnorm, si in zip(new.x, it.g, new.g, it.norms, self.scales):
+        r2 = sggn = None  # sum_i s_i sum_rows (x+^T g_i)^2 and sum_i s_i <g_i, g+_i>
+        for xn, gi, gn, si in zip(new.x, it.g, new.g, self.scales):
             radial = torch.linalg.vecdot(xn, gi)  # x+^T g per row: what the transport removes
-            r2 = radial.square() if radial.ndim == nd else inner(radial, radial, nd)
-            pg2 = torch.addcmul(-r2, gnorm, gnorm)  # ||P g||^2 = ||g||^2 - sum_rows (x+^T g)^2
+            q = radial.square() if radial.ndim == nd else inner(radial, radial, nd)
             ggn = inner(gi, gn, nd)  # <P g, g+> = <g, g+>
-            sSs = pg2 * si if sSs is None else torch.add(sSs, pg2, alpha=si)
-            sggn = ggn * si if sggn is None else torch.add(sggn, ggn, alpha=si)
+            if r2 is None:
+                r2, sggn = (q, ggn) if si == 1.0 else (q * si, ggn * si)
+            else:
+                r2, sggn = torch.add(r2, q, alpha=si), torch.add(sggn, ggn, alpha=si)
+        sSs = it.gSg - r2  # sum_i s_i ||P g_i||^2
         sy = sSs - sggn  # <s, y> / a
         if self.long:  # a <s, S^-1 s> / <s, y>, both over a^2 and a
-            step = torch.where(sy > 0, a * sSs / sy, math.inf)
+            step = torch.where(sy > 0, torch.div(sSs, sy).mul_(a), self.inf)
         else:  # <y, S y> = <g+, S g+> - 2 <g+, S P g> + <P g, S P g>
             ySy = torch.add(new.gSg + sSs, sggn, alpha=-2.0)
-            step = torch.where((sy > 0) & (ySy > 0), a * sy / ySy, math.inf)
-        return torch.nan_to_num(step, nan=math.inf)
+            step = torch.where((sy > 0) & (ySy > 0), torch.div(sy, ySy).mul_(a), self.inf)
+        return torch.nan_to_num_(step, nan=math.inf)
 
 
 #: Rule names accepted by :func:`make_rule` (and ``rgd.run(rule=...)``).
