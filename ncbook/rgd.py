@@ -62,7 +62,7 @@ from ._checks import (
     check_tolerance,
     check_unit_rows,
 )
-from .stepsize import DEFAULTS, Iterate, every
+from .stepsize import DEFAULTS, Iterate, every, some
 
 __all__ = ["RULES", "History", "StoppingTest", "step", "run", "iterate", "rgd_stepper", "first_iterate",
            "batch_value", "roundoff", "retract_blocks", "record_array", "all_finite",
@@ -208,7 +208,7 @@ class StoppingTest:
 
     def below_floor(self, it: Iterate, t: int) -> None:
         """Raise :class:`ValueError` if a gap is negative beyond round-off (``f_opt`` is no lower bound)."""
-        if self.f_low is not None and bool((it.f < self.f_low).any()):
+        if self.f_low is not None and some(it.f < self.f_low):
             self.refuse(float((it.f - self.f_opt).min()), t)
 
     def check_history(self, losses: np.ndarray) -> None:
@@ -217,7 +217,8 @@ class StoppingTest:
             return
         low = self.f_low.cpu().numpy()
         with np.errstate(invalid="ignore"):
-            bad = np.argwhere(losses < low)
+            below = losses < low
+            bad = np.argwhere(below) if below.any() else ()
         if len(bad):
             t = int(bad[0][0])
             self.refuse(float(np.nanmin(losses[t] - self.f_opt.cpu().numpy())), t)
@@ -544,7 +545,7 @@ def iterate(advance, start: Iterate, *, steps: int, stop: StoppingTest, callback
             gnorms.append(it.gnorm)
             alphas.append(a)
         times.append(time.perf_counter() - t0)
-    done = stop.done(it)
+    # the loop always ends right after the test at the final iterate: ``done`` is that test
     converged = torch.zeros_like(active) if done is None else done
     loss = record_array(losses, (1,) + bshape, bshape, it.f.dtype)
     stop.check_history(loss)

@@ -389,57 +389,57 @@ def _geometry(W: torch.Tensor, H: torch.Tensor, K: int, n: int):
     """
     f64 = torch.float64
     dtype = W.dtype
-    W = W.detach().to(device="cpu", dtype=f64)
-    H = H.detach().to(device="cpu", dtype=f64)
+    if dtype != f64 or W.device.type != "cpu":
+        W, H = (v.detach().to(device="cpu", dtype=f64) for v in (W, H))
     lead = W.shape[:-2]
     d = W.shape[-1]
     N = K * n
     Hr = H.reshape(lead + (K, n, d))
-    M = Hr.mean(-2)  # class means (..., K, d)
-    Mc = M - M.mean(-2, keepdim=True)  # centred (balanced classes: mu_G is the mean of the class means)
+    M = Hr.sum(-2).div_(n)  # class means (..., K, d)
+    Mc = M - M.sum(-2, keepdim=True).div_(K)  # centred (balanced classes: mu_G is the mean of the class means)
     C = Hr - M.unsqueeze(-2)  # features around their class mean
     CM = torch.matmul(C.reshape(lead + (N, d)), Mc.mT)  # (h_i - mu_{y_i})^T mu~_k, (..., N, K)
     lam, U = torch.linalg.eigh(torch.matmul(Mc, Mc.mT))  # K * the eigenvalues of Sigma_B
     top = lam[..., -1:]
     keep = lam > (max(d, K) * torch.finfo(f64).eps) * top
     uAu = torch.matmul(CM, U).square().sum(-2)  # u_j^T (N A) u_j, A = M~ Sigma_W M~^T
-    nc1 = torch.where(keep, uAu / lam.square(), 0.0).sum(-1).clamp_min(0.0) / N
-    # overall spread tr(Sigma_W) + tr(Sigma_B) (the scale of the zero test of metrics.ClassStats.nc1)
-    spread = torch.linalg.vector_norm(C, dim=(-3, -2, -1)).square() / N + lam.sum(-1) / K
-    F, E = _etf_frame(K)
+    F, Ft, E = _etf_frame(K)
     # NC2 and NC3 together: the Grams W W^T and W M^T side by side, (..., 2, K, K)
     G = torch.matmul(W, torch.cat((W, M), -2).mT).unflatten(-1, (2, K)).movedim(-2, -3)
-    G_norm = torch.linalg.matrix_norm(G, keepdim=True)
-    nc23 = torch.linalg.matrix_norm(G / G_norm - E)
-    rows = [nc1.unsqueeze(-1), nc23, top, spread.unsqueeze(-1), G_norm.flatten(-3)]
+    G_norm = torch.linalg.matrix_norm(G)
+    # per run: N * NC1, NC2, NC3, the top eigenvalue, ||C||, tr(M~ M~^T), ||W W^T||, ||W M^T|| (, angle)
+    rows = [torch.where(keep, uAu / lam.square(), 0.0).sum(-1, keepdim=True),
+            torch.linalg.matrix_norm(G / G_norm.unsqueeze(-1).unsqueeze(-1) - E), top,
+            torch.linalg.vector_norm(C, dim=(-3, -2, -1)).unsqueeze(-1), lam.sum(-1, keepdim=True), G_norm]
     if d >= K - 1:
-        P, _, Qh = torch.linalg.svd(torch.matmul(F.T, W), full_matrices=False)
+        P, _, Qh = torch.linalg.svd(torch.matmul(Ft, W), full_matrices=False)
         near = torch.matmul(torch.matmul(F, P), Qh)  # nearest simplex ETF, rows in the order of W
         if dtype != f64:  # etf.nearest_simplex_etf returns it in W's dtype
             near = near.to(dtype).to(f64)
         cos = torch.linalg.vecdot(W, near)
         sin = torch.linalg.vector_norm(torch.addcmul(W, cos.unsqueeze(-1), near, value=-1), dim=-1)
         rows.append(torch.atan2(sin, cos).amax(-1, keepdim=True))  # scale-free: rows need not be exactly unit
-    # one host transfer: per run nc1, nc2, nc3, top, spread, |W W^T|, |W M^T| (, angle)
-    out = torch.cat(rows, -1).reshape(-1, 7 + (d >= K - 1)).T.tolist()
-    nc1, nc2, nc3, top, spread, gw, gm = out[:7]
-    if not all(t > 1e-28 * max(s, 1e-300) and t > 0 for t, s in zip(top, spread)):
+    out = torch.cat(rows, -1).reshape(-1, 8 + (d >= K - 1)).T.tolist()  # one host transfer
+    nc1, nc2, nc3, top, c_norm, lam_sum, gw, gm = out[:8]
+    # the zero test of metrics.ClassStats.nc1, relative to the spread tr(Sigma_W) + tr(Sigma_B)
+    if not all(t > 1e-28 * max(c * c / N + s / K, 1e-300) and t > 0 for t, c, s in zip(top, c_norm, lam_sum)):
         raise ValueError("the between-class covariance is zero (all class means coincide), so NC1 is undefined")
     if not all(v > 0 for v in gw):
         raise ValueError("the Gram matrix W @ W.T is the zero matrix, so its distance to the ETF is undefined")
     if not all(v > 0 for v in gm):
         raise ValueError("W @ M.T (classifier W against the class means of H) is the zero matrix, so its distance "
                          "to the ETF is undefined")
-    return nc1, nc2, nc3, (out[7] if d >= K - 1 else None)
+    return [max(0.0, v / N) for v in nc1], nc2, nc3, (out[8] if d >= K - 1 else None)
 
 
 @functools.lru_cache(maxsize=64)
 def _etf_frame(K: int) -> tuple:
-    """The simplex ETF ``F`` ``(K, K-1)`` in R^{K-1} and the target Gram ``E`` of the NC metrics (float64, CPU).
+    """The simplex ETF ``F`` ``(K, K-1)`` in R^{K-1}, its transpose, and the target Gram ``E`` of the NC metrics.
 
-    Cached: they depend on K only.
+    Float64 on the CPU; cached: they depend on K only.
     """
-    return etf.simplex_etf(K, K - 1, dtype=torch.float64), metrics.etf_target(K)
+    F = etf.simplex_etf(K, K - 1, dtype=torch.float64)
+    return F, F.T.contiguous(), metrics.etf_target(K)
 
 
 def _pick(v, b):
