@@ -191,7 +191,7 @@ class Armijo(StepRule):
         rtol = 1e-10 if it.f.dtype == torch.float64 else 1e-5
         self.flat = rtol * it.f.abs().clamp_min(self.flat_floor)
         self.reference = it.f
-        self.inf = torch.full((), math.inf, dtype=it.f.dtype, device=it.f.device)
+        self.zero_inf = torch.tensor([0.0, math.inf], dtype=it.f.dtype, device=it.f.device).unbind()
 
     def first_trial(self, it):
         """Return the first trial step per run: ``lr`` at first, then ``2 * alpha`` clipped to ``[lr_min, lr_max]``."""
@@ -292,11 +292,12 @@ class BarzilaiBorwein(Armijo):
                 r2, sggn = torch.add(r2, q, alpha=si), torch.add(sggn, ggn, alpha=si)
         sSs = it.gSg - r2  # sum_i s_i ||P g_i||^2
         sy = sSs - sggn  # <s, y> / a
+        zero, inf = self.zero_inf
         if self.long:  # a <s, S^-1 s> / <s, y>, both over a^2 and a
-            step = torch.where(sy > 0, torch.div(sSs, sy).mul_(a), self.inf)
+            step = torch.where(sy > zero, torch.div(sSs, sy).mul_(a), inf)
         else:  # <y, S y> = <g+, S g+> - 2 <g+, S P g> + <P g, S P g>
             ySy = torch.add(new.gSg + sSs, sggn, alpha=-2.0)
-            step = torch.where((sy > 0) & (ySy > 0), torch.div(sy, ySy).mul_(a), self.inf)
+            step = torch.where(torch.minimum(sy, ySy) > zero, torch.div(sy, ySy).mul_(a), inf)
         return torch.nan_to_num_(step, nan=math.inf)
 
 

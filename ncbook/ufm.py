@@ -216,7 +216,7 @@ def fused_objective(y, K, tau, dtype, *, riemannian=True):
             xy = X.gather(-1, idx)  # x_{i, y_i}
             E = torch.sub(X, xy).mul_(tz).exp_().masked_fill_(Ymask, 0.0)  # e^{D_ij}, j != y_i
             s = E.sum(-1, keepdim=True)
-            f = torch.log1p(s).mean((-2, -1))
+            f = torch.log1p(s).sum((-2, -1)).div_(N)
             G = E.addcmul_(Y, s, value=-1).mul_(tn).div_(s + 1)  # (tau/N)(P - Y)
         else:
             rows, PY = cross_entropy_rows(X * tz, Ymask)
