@@ -242,5 +242,6 @@ def __getattr__(name):
     if name in _LAZY:
         from . import solve as solve_module
 
-        return getattr(solve_module, name)
+        value = globals()[name] = getattr(solve_module, name)  # found once: later look-ups skip this hook
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
