@@ -278,14 +278,19 @@ def plot_spectrum(eigenvalues, *, ax=None, title=None, tol=1e-9):
     return ax
 
 
-def plot_gram(G, *, ax=None, title=None, vmin=-1.0, vmax=1.0, label="index"):
-    """Heat map of a Gram (cosine) matrix on a symmetric colour scale, integer ticks on both axes."""
+def plot_gram(G, *, ax=None, title=None, vmin=-1.0, vmax=1.0, label="index", colorbar=True):
+    """Heat map of a Gram (cosine) matrix on a symmetric colour scale, integer ticks on both axes.
+
+    ``label`` names both axes (e.g. ``"class"``); ``colorbar=False`` leaves the colour bar out, for
+    a row of panels that shares one (``fig.colorbar(ax.images[0], ax=axes)``).
+    """
     from matplotlib.ticker import MaxNLocator
 
     ax = new_axes(ax)
     im = ax.imshow(_np(G), cmap="RdBu_r", vmin=vmin, vmax=vmax)
     ax.grid(False)
-    ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="cosine")
+    if colorbar:
+        ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="cosine")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=6))
     ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=6))
     ax.set_xlabel(label)
