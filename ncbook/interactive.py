@@ -213,9 +213,9 @@ def _panels(layout: dict) -> list[dict]:
 def narrow_layout(fig) -> dict | None:
     r"""The layout a figure takes on a narrow screen: panels side by side stacked top to bottom.
 
-    A figure of :func:`plotly.subplots.make_subplots` with ``n >= 2`` columns of panels is
+    A figure of ``plotly.subplots.make_subplots`` with ``n >= 2`` columns of panels is
     cramped below :data:`NARROW_PX`: each panel gets about :math:`390/n` px. Stacked, each panel
-    takes the full width and :data:`PANEL_PX` of height; the figure grows by the difference.
+    takes the full width and ``PANEL_PX`` of height; the figure grows by the difference.
     Annotations placed in paper coordinates inside a column (titles of panels) move with their
     panel; those of the controls (``name="ncbook-control"``) stay. Slider step labels that would
     overlap at phone width (more than 6 steps) are hidden; the current value stays written above
