@@ -58,6 +58,9 @@ NARROW_PX = 600
 #: Height in px that each stacked panel gets on a narrow screen (3-D scenes a little more).
 PANEL_PX = {"xy": 320, "scene": 380}
 
+#: How much lower (px) the slider and buttons sit on a narrow screen, clear of the axis title.
+CONTROLS_SHIFT_PX = 30
+
 #: Trace properties a slider step may replace (data, labels and colours; never the trace type).
 DATA_KEYS = ("x", "y", "z", "u", "v", "w", "text", "name", "marker.color", "marker.size",
              "line.color", "hovertext")
@@ -247,7 +250,7 @@ def narrow_layout(fig) -> dict | None:
     entries = sum(1 for t in fig.data if t.visible is not False and t.showlegend is not False
                   and t.name and not (t.type == "surface" and t.showlegend is None))
     controls = (230 if layout.get("updatemenus") else 0) or (120 if layout.get("sliders") else 50)
-    out = {"height": int(area + controls + 50 + 24 * entries)}
+    out = {"height": int(area + controls + CONTROLS_SHIFT_PX + 50 + 24 * entries)}
     top, spans = area, []
     for h in heights:  # paper coordinates, from the top
         spans.append([round((top - h) / area, 4), round(top / area, 4)])
@@ -264,8 +267,9 @@ def narrow_layout(fig) -> dict | None:
         for a in notes:
             a = dict(a)
             j = next((i for i, (x0, x1) in enumerate(columns) if x0 - 1e-9 <= a.get("x", -1) <= x1 + 1e-9), None)
-            if a.get("name") != "ncbook-control" and a.get("xref") == "paper" and a.get("yref") == "paper" \
-                    and j is not None:
+            if a.get("name") == "ncbook-control":  # the buttons' label moves with the buttons
+                a["yshift"] = a.get("yshift", 0) - CONTROLS_SHIFT_PX
+            elif a.get("xref") == "paper" and a.get("yref") == "paper" and j is not None:
                 x0, x1 = columns[j]
                 a["x"] = (a["x"] - x0) / max(x1 - x0, 1e-9)
                 a["y"] = spans[j][0] + a.get("y", 0.0) * (spans[j][1] - spans[j][0])
@@ -274,6 +278,10 @@ def narrow_layout(fig) -> dict | None:
     for i, sl in enumerate(layout.get("sliders", [])):
         if len(sl.get("steps", [])) > 6:
             out[f"sliders[{i}].font.color"] = "rgba(0,0,0,0)"
+        # the full-width lower panel's axis title sits where the slider's label starts
+        out[f"sliders[{i}].pad.t"] = sl.get("pad", {}).get("t", 0) + CONTROLS_SHIFT_PX
+    for i, menu in enumerate(layout.get("updatemenus", [])):
+        out[f"updatemenus[{i}].pad.t"] = menu.get("pad", {}).get("t", 0) + CONTROLS_SHIFT_PX
     return out
 
 

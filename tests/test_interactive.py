@@ -211,7 +211,11 @@ def test_narrow_layout_stacks_side_by_side_panels_full_width(scene):
     assert 0.0 <= bottom[0] < bottom[1] < top[0] < top[1] <= 1.0  # the first panel on top
     assert out["height"] > fig.layout.height  # room for both panels
     notes = {a["text"]: a for a in out["annotations"]}
-    assert notes["rule:"]["x"] == 0.0 and notes["rule:"]["y"] == 0  # the buttons' label stays
+    assert notes["rule:"]["x"] == 0.0 and notes["rule:"]["y"] == 0  # the buttons' label stays,
+    shift = interactive.CONTROLS_SHIFT_PX  # ... as far below the plot as the buttons move
+    assert notes["rule:"]["yshift"] == fig.layout.annotations[0].yshift - shift
+    assert out["sliders[0].pad.t"] == fig.layout.sliders[0].pad.t + shift
+    assert out["updatemenus[0].pad.t"] == fig.layout.updatemenus[0].pad.t + shift
     assert notes["right panel"]["y"] == pytest.approx(bottom[0])  # a panel's label moves with it
     assert 0.0 <= notes["right panel"]["x"] <= 1.0
     assert out["sliders[0].font.color"] == "rgba(0,0,0,0)"  # 8 step labels would overlap
