@@ -53,7 +53,10 @@ UNIT_TOL = {torch.float16: 1e-2, torch.bfloat16: 1e-2, torch.float32: 1e-4, torc
 
 
 def check_tensor(x, name: str) -> torch.Tensor:
-    """A floating-point tensor (any shape); :class:`TypeError` naming ``name`` otherwise (same as :func:`as_tensor`)."""
+    """Return ``x`` if it is a floating-point tensor (any shape), else raise :class:`TypeError` naming ``name``.
+
+    Same as :func:`as_tensor`.
+    """
     return as_tensor(x, name)
 
 
@@ -74,7 +77,10 @@ def check_finite(x: torch.Tensor, name: str) -> torch.Tensor:
 
 
 def check_matrix(x, name: str, *, min_ndim: int = 2, max_ndim: int | None = None) -> torch.Tensor:
-    """A finite floating tensor with ``min_ndim <= x.ndim <= max_ndim`` and a nonempty last axis."""
+    """Return ``x`` if it is a finite floating tensor with ``min_ndim <= x.ndim <= max_ndim``, else raise.
+
+    The tensor and its last axis must be nonempty.
+    """
     x = as_tensor(x, name)
     if x.ndim < min_ndim or (max_ndim is not None and x.ndim > max_ndim):
         want = f"{min_ndim}" if max_ndim == min_ndim else f">= {min_ndim}"
@@ -148,7 +154,10 @@ def check_positive_int(v, name: str, minimum: int = 1) -> int:
 
 
 def check_integer(v, name: str, minimum: int | None = None, maximum: int | None = None) -> int:
-    """An integer (Python or numpy, not bool) in ``[minimum, maximum]`` (None: unbounded), returned as ``int``."""
+    """Return ``v`` as ``int`` if it is an integer (Python or numpy, not bool) in ``[minimum, maximum]``.
+
+    A bound that is None means unbounded on that side.
+    """
     if isinstance(v, bool) or not isinstance(v, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {type(v).__name__}")
     v = int(v)
@@ -208,7 +217,10 @@ def check_real(v, name: str, *, low: float | None = None, high: float | None = N
 
 
 def check_tolerance(v, name: str, *, allow_none: bool = False) -> float | None:
-    """A tolerance: a finite real number ``>= 0`` (numpy scalars accepted), or None when ``allow_none``."""
+    """Return ``v`` as a float after checking it is a tolerance: a finite real number ``>= 0``.
+
+    Numpy scalars are accepted; None is accepted (and returned) when ``allow_none``.
+    """
     if v is None and allow_none:
         return None
     if isinstance(v, bool) or not isinstance(v, (numbers.Real, torch.Tensor)):
@@ -229,7 +241,10 @@ def check_scales(scales, m: int, name: str = "scales") -> tuple:
 
 
 def check_blocks(points, name: str) -> tuple[tuple, bool]:
-    """A tensor or a nonempty tuple/list of finite floating tensors: ``(tuple_of_tensors, was_single_tensor)``."""
+    """Return ``(tuple_of_tensors, was_single_tensor)`` for a tensor or a nonempty tuple/list of tensors.
+
+    Every block must be a finite floating tensor with at least one axis.
+    """
     if isinstance(points, torch.Tensor):
         return (check_matrix(points, name, min_ndim=1),), True
     if not isinstance(points, (tuple, list)) or len(points) == 0:

@@ -114,7 +114,7 @@ def rank_and_world() -> tuple:
 
 
 def storage_root() -> Path:
-    """The one folder under which ``ncbook`` keeps runs and data (created if missing).
+    """Return the one folder under which ``ncbook`` keeps runs and data (created if missing).
 
     In order: the folder given to :func:`set_storage_root` (or :func:`use_google_drive`),
     ``$NCBOOK_HOME``, ``~/.cache/ncbook``.

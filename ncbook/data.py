@@ -98,6 +98,7 @@ class Dataset:
     info: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
+        """Check the fields (types, shapes, labels in ``[0, num_classes)``); ``requested`` defaults to ``name``."""
         if not isinstance(self.X, torch.Tensor) or not torch.is_floating_point(self.X):
             raise TypeError("Dataset.X must be a floating-point torch.Tensor")
         if not isinstance(self.y, torch.Tensor) or self.y.dtype != torch.int64 or self.y.ndim != 1:
@@ -110,6 +111,7 @@ class Dataset:
             object.__setattr__(self, "requested", self.name)
 
     def __len__(self) -> int:
+        """Return the number of examples ``N``."""
         return int(self.y.shape[0])
 
     @property
@@ -119,23 +121,24 @@ class Dataset:
 
     @property
     def device(self) -> torch.device:
+        """Device that holds ``X`` (and ``y``)."""
         return self.X.device
 
     def replace(self, **changes) -> Dataset:
-        """A copy with some fields changed; ``info`` entries given in ``changes['info']`` are merged."""
+        """Return a copy with some fields changed; ``info`` entries given in ``changes['info']`` are merged."""
         if "info" in changes:
             changes["info"] = {**self.info, **changes["info"]}
         return dataclasses.replace(self, **changes)
 
     def to(self, device) -> Dataset:
-        """The same data on ``device`` (a no-op when it is already there)."""
+        """Return the same data on ``device`` (``self`` when it is already there)."""
         device = torch.device(device)
         if self.X.device == device and self.y.device == device:
             return self
         return dataclasses.replace(self, X=self.X.to(device), y=self.y.to(device))
 
     def take(self, index) -> Dataset:
-        """The rows ``index`` (a tensor or list of row numbers), same name and record."""
+        """Return the rows ``index`` (a tensor or list of row numbers), with the same name and record."""
         index = torch.as_tensor(index, dtype=torch.long, device=self.y.device)
         return dataclasses.replace(self, X=self.X[index], y=self.y[index])
 
@@ -149,7 +152,7 @@ class Dataset:
 
 
 def class_counts(ds: Dataset) -> list:
-    """Number of examples of each class, a list of length ``ds.num_classes``."""
+    """Count the examples of each class; return a list of length ``ds.num_classes``."""
     return torch.bincount(ds.y.cpu(), minlength=ds.num_classes).tolist()
 
 
@@ -263,8 +266,11 @@ def _md5(path: Path) -> str:
 
 
 def cifar_folder_problems(name: str, root) -> list:
-    """What is wrong with the extracted CIFAR folder under ``root``: ``[]`` when every batch file
-    is there with its published MD5 (a missing folder is one problem)."""
+    """List what is wrong with the extracted CIFAR folder under ``root`` (a list of strings).
+
+    The list is ``[]`` when every batch file is there with its published MD5; a missing folder is
+    one problem.
+    """
     folder = Path(root) / _CIFAR[name]["folder"]
     if not folder.is_dir():
         return [f"no folder {folder.name}"]
@@ -306,7 +312,7 @@ def _read_cifar_folder(name: str, root: Path):
 
 
 def _cifar_parts(name: str, root: Path, download: bool):
-    """The arrays of a checked folder; a damaged folder is removed and downloaded again."""
+    """Return the arrays of a checked folder; a damaged folder is removed and downloaded again."""
     folder = root / _CIFAR[name]["folder"]
     if folder.is_dir():
         problems = cifar_folder_problems(name, root)
@@ -586,6 +592,7 @@ class InMemoryLoader:
         self.N = len(ds)
 
     def set_epoch(self, epoch: int) -> None:
+        """Set the epoch whose order (with ``shuffle``) the next iteration produces."""
         self.epoch = int(epoch)
 
     def _order(self) -> torch.Tensor:
@@ -595,6 +602,7 @@ class InMemoryLoader:
         return torch.randperm(self.N, generator=g)
 
     def __len__(self) -> int:
+        """Return the number of batches this rank gets in one pass."""
         if self.partition == "block":
             n = torch.tensor_split(torch.arange(self.N), self.world_size)[self.rank].numel()
             return -(-n // self.batch_size)
@@ -623,5 +631,6 @@ class InMemoryLoader:
             yield self.X[idx], self.y[idx], batch.numel()
 
     def __iter__(self):
+        """Yield this rank's batches ``(x, y)``: ``x`` of shape ``(B, ...)``, ``y`` int64 ``(B,)``."""
         for x, y, _ in self.batches():
             yield x, y

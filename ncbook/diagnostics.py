@@ -110,7 +110,10 @@ class TaylorCheck:
         return bool(self.slope >= self.expected - self.tol)
 
     def fitted_line(self) -> np.ndarray:
-        """The fitted power law ``10**intercept * steps**slope`` (NaN where it was not fitted)."""
+        """Return the fitted power law ``10**intercept * steps**slope``, shaped like ``steps``.
+
+        Entries where the law was not fitted are NaN.
+        """
         line = np.full_like(self.steps, np.nan)
         if np.isfinite(self.slope):
             line[self.fitted] = 10.0 ** self.intercept * self.steps[self.fitted] ** self.slope
@@ -189,7 +192,7 @@ def _resolve(retraction, project):
 
 
 def _direction(direction, x_parts, is_tuple, proj, generator) -> list[torch.Tensor]:
-    """The unit-norm tangent direction: given (normalized), or a random projected Gaussian."""
+    """Return the unit-norm tangent direction: the given one (normalized), or a random projected Gaussian."""
     if direction is None:
         if proj is None:
             raise ValueError("direction must be given when retraction is a callable and project is None")
@@ -431,8 +434,11 @@ def check_retraction(x: Point, *, retraction="sphere", reference="exp", directio
 
 def fd_directional_derivative(f: Callable, x: Point, direction: Point, *, retraction="sphere",
                               h: float = 1e-5) -> float:
-    r"""Central finite difference of :math:`t \mapsto f(R_x(t u))` at 0: about :math:`\langle \operatorname{grad}
-    f(x), u\rangle`, with error :math:`O(h^2)`. ``direction`` is used as given (not normalized)."""
+    r"""Central finite difference of :math:`t \mapsto f(R_x(t u))` at 0.
+
+    It approximates :math:`\langle \operatorname{grad} f(x), u\rangle`, with error :math:`O(h^2)`.
+    ``direction`` is used as given (not normalized).
+    """
     if not callable(f):
         raise TypeError(f"f must be callable, got {type(f).__name__}")
     x_parts, is_tuple, retr, u = _fd_setup(x, direction, retraction, h)
@@ -442,8 +448,11 @@ def fd_directional_derivative(f: Callable, x: Point, direction: Point, *, retrac
 
 def fd_second_derivative(f: Callable, x: Point, direction: Point, *, retraction="sphere",
                          h: float = 1e-4) -> float:
-    r"""Central second difference of :math:`t \mapsto f(R_x(t u))` at 0: about :math:`\langle u,
-    \operatorname{Hess} f(x)[u]\rangle` for a second-order retraction, with error :math:`O(h^2)`."""
+    r"""Central second difference of :math:`t \mapsto f(R_x(t u))` at 0.
+
+    It approximates :math:`\langle u, \operatorname{Hess} f(x)[u]\rangle` for a second-order retraction,
+    with error :math:`O(h^2)`.
+    """
     if not callable(f):
         raise TypeError(f"f must be callable, got {type(f).__name__}")
     x_parts, is_tuple, retr, u = _fd_setup(x, direction, retraction, h)

@@ -45,7 +45,7 @@ def random_orthogonal(d: int, *, generator: torch.Generator | None = None, dtype
 
 def simplex_etf(K: int, d: int, *, dtype: torch.dtype = torch.float64, generator: torch.Generator | None = None,
                 device=None) -> torch.Tensor:
-    r"""A simplex ETF as the rows of a ``(K, d)`` matrix.
+    r"""Return a simplex ETF as the rows of a ``(K, d)`` matrix.
 
     The centred standard basis :math:`e_k - \frac1K\mathbf 1` spans a (K-1)-dimensional subspace
     of :math:`\mathbb{R}^K`; an orthonormal basis of it (from a QR) gives K-1 coordinates, which we
@@ -88,7 +88,7 @@ def is_simplex_etf(W: torch.Tensor, atol: float = 1e-6) -> bool:
 
 
 def nearest_simplex_etf(W: torch.Tensor) -> torch.Tensor:
-    r"""The simplex ETF closest to ``W`` in Frobenius norm, rows in the same order, shape ``(K, d)``.
+    r"""Return the simplex ETF closest to ``W`` in Frobenius norm, rows in the same order, shape ``(K, d)``.
 
     Every simplex ETF in :math:`\mathbb R^d` is :math:`C U` with :math:`C` ``(K, K-1)`` the centred
     frame of :func:`simplex_etf` and :math:`U` ``(K-1, d)`` with orthonormal rows, so
@@ -108,7 +108,10 @@ def nearest_simplex_etf(W: torch.Tensor) -> torch.Tensor:
 
 @functools.lru_cache(maxsize=64)
 def _centred_frame(K: int) -> torch.Tensor:
-    """The simplex ETF of :func:`simplex_etf` in R^{K-1}, float64 on the CPU (cached: it depends on K only)."""
+    """Return the simplex ETF of :func:`simplex_etf` in R^{K-1}, float64 on the CPU.
+
+    Cached: it depends on K only.
+    """
     return simplex_etf(K, K - 1, dtype=torch.float64)
 
 

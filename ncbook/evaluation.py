@@ -76,7 +76,11 @@ def evaluate(model: NCNet, ds: Dataset, *, batch_size: int = EVAL_BATCH_SIZE, de
 
 
 def _accumulate(model, ds, batch_size, device, memory_format):
-    """Sums (cross-entropy, correct, count) and class statistics over this rank's block, reduced."""
+    """Return the sums (cross-entropy, correct, count) and class statistics of this rank's block, reduced.
+
+    ``sums`` is a float64 tensor of shape ``(3,)``, all-reduced over the ranks; ``stats`` is a
+    :class:`ncbook.metrics.ClassStats`, all-reduced likewise.
+    """
     rank, world = config.rank_and_world()
     loader = InMemoryLoader(ds, batch_size, device=device, rank=rank, world_size=world, partition="block",
                             memory_format=memory_format)

@@ -86,6 +86,7 @@ class RunSpec:
     width: int | None = None
 
     def to_dict(self) -> dict:
+        """Return the run as a plain dict: ``label``, ``arm``, ``tau`` (normalized arm) and ``width`` (when set)."""
         d = {"label": self.label, "arm": self.arm}
         if self.arm == "normalized":
             d["tau"] = self.tau
@@ -144,7 +145,7 @@ class Study:
                    test_metrics=bool(d.get("test_metrics", False)))
 
     def shrunk(self, name: str) -> Study:
-        """The FAST-mode version: a few epochs, a few examples per class, tiny models."""
+        """Return the FAST-mode version: a few epochs, a few examples per class, tiny models."""
         model, width, hidden = self.model, self.width, self.hidden
         if model == "mlp":
             hidden = (32, 32)
@@ -200,7 +201,7 @@ _STUDIES = {
 
 
 def study(name: str, preset: str = "offline", *, fast: bool | None = None) -> Study:
-    """The :class:`Study` that ``name`` runs with ``preset`` (shrunk in FAST mode)."""
+    """Return the :class:`Study` that ``name`` runs with ``preset`` (shrunk in FAST mode)."""
     name = _check_name(name)
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {PRESETS}, got {preset!r}")
@@ -210,8 +211,10 @@ def study(name: str, preset: str = "offline", *, fast: bool | None = None) -> St
 
 
 def settings(name: str, preset: str = "offline", *, fast: bool | None = None) -> dict:
-    """The settings a study runs with (a fresh dict of plain types; change it and pass it back as
-    ``overrides`` to the study function)."""
+    """Return the settings a study runs with, as a fresh dict of plain types.
+
+    Change it and pass it back as ``overrides`` to the study function.
+    """
     fast = config.is_fast() if fast is None else bool(fast)
     s = study(name, preset, fast=fast).to_dict()
     s.update(name=_check_name(name), preset=preset, fast=fast)
@@ -265,6 +268,7 @@ class ExperimentResult:
 
     @property
     def labels(self) -> list:
+        """Labels of the runs, in the order of ``runs``."""
         return list(self.runs)
 
     def final(self, metric: str = "nc1") -> dict:
@@ -299,7 +303,7 @@ class ExperimentResult:
                 "a_below_b": below, "n": len(common), "final": (va[-1], vb[-1]) if common else (None, None)}
 
     def table(self, metrics_shown=("loss", "acc", "nc1", "nc2", "nc3")) -> str:
-        """A plain-text table of the final metrics of every run."""
+        """Format the final metrics of every run as a plain-text table."""
         shown = [m for m in metrics_shown if all(m in c for c in self.runs.values())]
         if any("test_acc" in c for c in self.runs.values()):
             shown += [m for m in ("test_acc", "test_nc1") if all(m in c for c in self.runs.values())]
@@ -311,7 +315,7 @@ class ExperimentResult:
         return "\n".join(lines)
 
     def frame(self, metrics_shown=None):
-        """The final metrics of every run as a :class:`pandas.DataFrame`, one row per run.
+        """Return the final metrics of every run as a :class:`pandas.DataFrame`, one row per run.
 
         Columns: ``epoch`` and ``metrics_shown`` (default: every metric the runs share, in the
         order of the records; ``time_s`` is not among them). Index: the run labels.
@@ -329,6 +333,7 @@ class ExperimentResult:
         return df
 
     def to_dict(self) -> dict:
+        """Return the result as a dict of plain types (what :meth:`save` writes)."""
         return dataclasses.asdict(self)
 
     def save(self, path) -> Path:
@@ -340,6 +345,7 @@ class ExperimentResult:
 
     @classmethod
     def load(cls, path) -> ExperimentResult:
+        """Read a result that :meth:`save` wrote to ``path``."""
         return cls(**json.loads(Path(path).read_text()))
 
 
@@ -392,8 +398,11 @@ def _build(st: Study, run: RunSpec, ds: data.Dataset) -> models.NCNet:
 
 @dataclasses.dataclass
 class StudyOptions:
-    """How to run a study: the keyword arguments of :func:`fast_collapse`, :func:`generalization`,
-    :func:`temperature` and :func:`width` (their one definition, defaults included)."""
+    """How to run a study: the keyword arguments of the study functions.
+
+    These are the keyword arguments of :func:`fast_collapse`, :func:`generalization`,
+    :func:`temperature` and :func:`width` (their one definition, defaults included).
+    """
 
     preset: str = "offline"
     dataset: str | None = None
@@ -413,7 +422,7 @@ class StudyOptions:
 
 
 def _apply_overrides(s: dict, opts: StudyOptions, name: str) -> dict:
-    """The settings dict ``s`` with the options' overrides, dataset, model, epochs and seed applied."""
+    """Apply the options' overrides, dataset, model, epochs and seed to the settings dict ``s``; return it."""
     for key, val in (opts.overrides or {}).items():
         if key not in s and key not in ("width", "hidden", "random_labels"):
             raise ValueError(f"unknown setting {key!r}; known: {sorted(s)}")
@@ -428,7 +437,7 @@ def _apply_overrides(s: dict, opts: StudyOptions, name: str) -> dict:
 
 
 def _apply_choices(s: dict, opts: StudyOptions, name: str) -> None:
-    """The options' dataset and model, checked against what ncbook has."""
+    """Set the options' dataset and model in ``s``, checked against what ncbook has."""
     if opts.dataset is not None:
         if opts.dataset not in data.DATASETS:
             raise ValueError(f"dataset must be one of {data.DATASETS}, got {opts.dataset!r}")
@@ -538,7 +547,7 @@ _COMMON_DOC = """
 
 
 def _study_function(name: str, doc: str):
-    """The public function of study ``name``: keyword arguments are the fields of :class:`StudyOptions`."""
+    """Make the public function of study ``name``: keyword arguments are the fields of :class:`StudyOptions`."""
 
     def run_it(**options) -> ExperimentResult:
         try:

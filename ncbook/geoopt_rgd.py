@@ -98,7 +98,7 @@ def manifold_parameter(x: torch.Tensor, *, manifold: geoopt.Manifold | None = No
 def make_optimizer(params: Sequence[torch.nn.Parameter], name: str = "sgd", *, lr: float,
                    scales: Sequence[float] | None = None, momentum: float = 0.0,
                    betas: tuple[float, float] = (0.9, 0.999), stabilize: int | None = None):
-    """A geoopt Riemannian optimizer with one parameter group per block and ``lr * scales[i]``.
+    """Build a geoopt Riemannian optimizer with one parameter group per block and ``lr * scales[i]``.
 
     Parameters
     ----------
@@ -255,7 +255,7 @@ def finish(hist: rgd.History) -> rgd.History:
 
 def geoopt_stepper(points, egrad_fn, *, loss_fn=None, optimizer="sgd", lr, scales, momentum=0.0,
                    betas=(0.9, 0.999), exact=False, tangent_grads=False):
-    """A geoopt optimizer as a step of :func:`ncbook.rgd.iterate`: returns ``(advance, first_iterate)``.
+    """Wrap a geoopt optimizer as a step of :func:`ncbook.rgd.iterate`; return ``(advance, first_iterate)``.
 
     Inputs are not validated here (:func:`run` does it). ``advance`` runs ``optimizer.step()`` on
     ``ManifoldParameter`` copies of ``points``; the runs of a batch that have stopped get their point

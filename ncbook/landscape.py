@@ -189,8 +189,10 @@ def riemannian_hvp(W, H, y, tau, dW, dH, *, method: str = "closed"):
 
 
 def quadratic_form(W, H, y, tau, dW, dH) -> float:
-    r"""Curvature along a direction: :math:`\langle \Delta, \operatorname{Hess} f[\Delta]\rangle` with
-    :math:`\Delta` the tangent projection of ``(dW, dH)`` (not normalized)."""
+    r"""Curvature along a direction: :math:`\langle \Delta, \operatorname{Hess} f[\Delta]\rangle`.
+
+    :math:`\Delta` is the tangent projection of ``(dW, dH)`` (not normalized).
+    """
     hW, hH = riemannian_hvp(W, H, y, tau, dW, dH)
     dW, dH = _proj(W, dW), _proj(H, dH)
     return float((hW * dW).sum() + (hH * dH).sum())
@@ -254,7 +256,7 @@ def _ambient_to_basis(QW, QH, dW, dH):
 
 def hessian_matrix(W, H, y, tau, *, max_dim: int = MAX_DENSE_DIM, symmetrize: bool = True,
                    chunk: int = 256) -> torch.Tensor:
-    r"""The Riemannian Hessian of the UFM loss as a dense ``(D, D)`` matrix, :math:`D = (d-1)(K+N)`.
+    r"""Return the Riemannian Hessian of the UFM loss as a dense ``(D, D)`` matrix, :math:`D = (d-1)(K+N)`.
 
     Coordinates are taken in the orthonormal tangent basis of :func:`tangent_basis`, ordered as the
     ``d-1`` coordinates of ``w_0``, then of ``w_1``, ..., ``w_{K-1}``, then ``h_0``, ..., ``h_{N-1}``.
@@ -296,7 +298,7 @@ def hessian_spectrum(W, H, y, tau, *, max_dim: int = MAX_DENSE_DIM) -> torch.Ten
 
 
 def negative_curvature_direction(W, H, y, tau, *, tol: float = 1e-10, max_dim: int = MAX_DENSE_DIM):
-    r"""A unit tangent direction of most negative curvature, or ``None`` when the Hessian is PSD.
+    r"""Return a unit tangent direction of most negative curvature, or ``None`` when the Hessian is PSD.
 
     Returns the eigenvector of the smallest Hessian eigenvalue :math:`\lambda_{\min}`, mapped back
     to ambient rows, when :math:`\lambda_{\min} < -\mathrm{tol}\cdot\max(1, \max_j|\lambda_j|)`.
@@ -370,7 +372,9 @@ def _sizes(K, d, n, *, need_etf: bool):
 
 def etf_minimizer(K: int, d: int, n: int, *, dtype: torch.dtype = torch.float64,
                   generator: torch.Generator | None = None, device=None) -> CriticalPoint:
-    r"""A global minimizer: ``W`` a simplex ETF and every feature equal to its classifier, :math:`h_i = w_{y_i}`.
+    r"""Build a global minimizer: ``W`` a simplex ETF and every feature equal to its classifier.
+
+    That is, :math:`h_i = w_{y_i}`.
 
     Balanced labels (:func:`ncbook.ufm.balanced_labels`), ``N = nK``; requires ``d >= K-1``.
     A ``generator`` rotates the ETF randomly. The loss equals :func:`ncbook.ufm.optimal_loss`.
@@ -383,7 +387,7 @@ def etf_minimizer(K: int, d: int, n: int, *, dtype: torch.dtype = torch.float64,
 
 def collapsed_point(K: int, d: int, n: int, *, u: torch.Tensor | None = None, dtype: torch.dtype = torch.float64,
                     generator: torch.Generator | None = None, device=None) -> CriticalPoint:
-    r"""The fully collapsed critical point: every classifier and every feature equals one unit vector ``u``.
+    r"""Build the fully collapsed critical point: every classifier and feature equals one unit vector ``u``.
 
     All logits are equal, so :math:`f = \log K` for every :math:`\tau`; it is a strict saddle with
     the spectrum :func:`collapsed_spectrum`. ``u`` defaults to :math:`e_1`, or a random unit vector
@@ -412,7 +416,9 @@ def collapsed_point(K: int, d: int, n: int, *, u: torch.Tensor | None = None, dt
 
 def anti_aligned_etf(K: int, d: int, n: int, *, dtype: torch.dtype = torch.float64,
                      generator: torch.Generator | None = None, device=None) -> CriticalPoint:
-    r"""The anti-aligned ETF: ``W`` a simplex ETF and every feature opposite its classifier, :math:`h_i = -w_{y_i}`.
+    r"""Build the anti-aligned ETF: ``W`` a simplex ETF and every feature opposite its classifier.
+
+    That is, :math:`h_i = -w_{y_i}`.
 
     The logits are :math:`-\tau` for the true class and :math:`\tau/(K-1)` for the others, so
     :math:`f = \log(1 + (K-1)e^{\tau K/(K-1)})`. It is a critical point with negative curvature (a

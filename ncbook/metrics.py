@@ -149,6 +149,7 @@ class ClassStats:
 
     @property
     def device(self) -> torch.device:
+        """Device of the accumulators (that of the first batch when ``device`` was None)."""
         return self.counts.device
 
     @property
@@ -322,6 +323,11 @@ class NCCMeter:
 
     @torch.no_grad()
     def update(self, H_batch, y_batch=None, *, predictions=None, logits=None) -> NCCMeter:
+        """Count the rows of ``H_batch`` ``(B, d)`` whose nearest class centre agrees with the target; return self.
+
+        The target is ``y_batch`` ``(B,)``, or the network's ``predictions`` ``(B,)``, or the argmax of
+        ``logits`` ``(B, K)`` (at most one of the last two).
+        """
         pred = ncc_predict(H_batch, self.means)
         target = _target(H_batch.shape[0], self.means.shape[0], y_batch, predictions, logits)
         self.agree += int((pred == target.to(pred.device)).sum())
@@ -339,6 +345,7 @@ class NCCMeter:
         return self
 
     def accuracy(self) -> float:
+        """Return the fraction of the rows seen so far that agreed, in ``[0, 1]`` (:class:`ValueError` if none)."""
         if self.total == 0:
             raise ValueError("no samples have been added (call update first)")
         return self.agree / self.total
@@ -395,16 +402,21 @@ def _stats_for_W(W, H, y):
 
 
 def nc3(W: torch.Tensor, H: torch.Tensor, y: torch.Tensor) -> float:
-    r"""NC3, paper-code variant: :math:`\lVert W M^\top/\lVert W M^\top\rVert_F - E\rVert_F` with the
-    **uncentred** class means :math:`M` ``(K, d)``. It vanishes when :math:`h_i = w_{y_i}` and ``W`` is an ETF,
-    and also for a shifted ETF of means with :math:`W\mu_G = 0`. See :func:`nc3_centered`."""
+    r"""NC3, paper-code variant, with the **uncentred** class means :math:`M` ``(K, d)``.
+
+    The value is :math:`\lVert W M^\top/\lVert W M^\top\rVert_F - E\rVert_F`. It vanishes when
+    :math:`h_i = w_{y_i}` and ``W`` is an ETF, and also for a shifted ETF of means with :math:`W\mu_G = 0`.
+    See :func:`nc3_centered`.
+    """
     W, stats = _stats_for_W(W, H, y)
     return stats.nc3(W)
 
 
 def nc3_centered(W: torch.Tensor, H: torch.Tensor, y: torch.Tensor) -> float:
-    r"""NC3 with centred class means :math:`\tilde M = M - \mathbf 1\mu_G^\top`:
-    :math:`\lVert W\tilde M^\top/\lVert W\tilde M^\top\rVert_F - E\rVert_F` (Zhu et al. 2021's code)."""
+    r"""NC3 with centred class means :math:`\tilde M = M - \mathbf 1\mu_G^\top` (Zhu et al. 2021's code).
+
+    The value is :math:`\lVert W\tilde M^\top/\lVert W\tilde M^\top\rVert_F - E\rVert_F`.
+    """
     W, stats = _stats_for_W(W, H, y)
     return stats.nc3_centered(W)
 

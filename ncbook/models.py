@@ -76,9 +76,11 @@ class FeatureNormalize(nn.Module):
         self.eps = float(eps)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        r"""Return :math:`\tau\, z / \max(\|z\|, \epsilon)` row by row, the shape of ``z`` (e.g. ``(B, d)``)."""
         return self.tau * F.normalize(z, dim=-1, eps=self.eps)
 
     def extra_repr(self) -> str:
+        """Return ``tau`` for the module's repr."""
         return f"tau={self.tau}"
 
 
@@ -114,6 +116,7 @@ class CosineClassifier(nn.Module):
 
     @property
     def tau(self) -> float:
+        r"""Inverse temperature :math:`\tau` (the radius of the feature sphere)."""
         return self.feature_norm.tau
 
     def forward_with_features(self, z: torch.Tensor):
@@ -122,9 +125,11 @@ class CosineClassifier(nn.Module):
         return F.linear(h, self.weight, self.bias), h
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Return the logits ``(B, K)`` of the backbone outputs ``z`` ``(B, d)`` (see :meth:`forward_with_features`)."""
         return self.forward_with_features(z)[0]
 
     def extra_repr(self) -> str:
+        """Return ``d``, ``K``, ``tau`` and whether there is a bias, for the module's repr."""
         K, d = self.weight.shape
         return f"d={d}, K={K}, tau={self.tau}, bias={self.bias is not None}"
 
@@ -185,6 +190,11 @@ class NCNet(nn.Module):
         return any(isinstance(m, kinds) for m in self.modules())
 
     def forward(self, x: torch.Tensor):
+        r"""Return ``(logits, features)`` of shapes ``(B, K)`` and ``(B, feature_dim)`` for ``x`` ``(B, *input_shape)``.
+
+        The features are the head's :math:`\tau z/\lVert z\rVert` in the normalized arm and the backbone
+        output :math:`z` in the regularized arm. A wrong input type, shape or dtype raises with a clear message.
+        """
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"input must be a torch.Tensor, got {type(x).__name__}")
         if self.input_shape is not None and tuple(x.shape[1:]) != self.input_shape:
@@ -231,12 +241,14 @@ class MLP(nn.Module):
         self.feature_dim = prev
 
     def forward(self, x):
+        """Return the features ``(B, feature_dim)`` of the inputs ``x`` ``(B, ...)`` (flattened first)."""
         return self.net(x)
 
 
 class SmallCNN(nn.Module):
-    """Three ``conv -> BatchNorm -> ReLU`` layers (channels ``w, 2w, 4w``; the last two with
-    stride 2) and global average pooling; ``feature_dim = 4w``.
+    """Three ``conv -> BatchNorm -> ReLU`` layers and global average pooling; ``feature_dim = 4w``.
+
+    The layers have ``w, 2w, 4w`` channels, the last two with stride 2.
 
     ``dims=2`` for images ``(B, C, H, W)`` such as 8x8 digits; ``dims=1`` for signals, given
     either as ``(B, C, L)`` or as ``(B, L)`` (a channel axis is added).
@@ -257,6 +269,10 @@ class SmallCNN(nn.Module):
         self.feature_dim = prev
 
     def forward(self, x):
+        """Return the pooled features ``(B, 4w)`` of ``x``.
+
+        ``x`` is ``(B, C, H, W)``, or ``(B, C, L)`` or ``(B, L)`` when ``dims=1``.
+        """
         if self.dims == 1 and x.ndim == 2:
             x = x.unsqueeze(1)
         return self.features(x).flatten(2).mean(-1)
@@ -307,8 +323,10 @@ def _shortcut(cin, cout, stride):
 
 
 class ResNet(nn.Module):
-    """CIFAR-style ResNet backbone: 3x3 stem (no max-pool), four stages with channels
-    ``width * (1, 2, 4, 8)`` and strides ``(1, 2, 2, 2)``, global average pooling.
+    """CIFAR-style ResNet backbone with global average pooling.
+
+    A 3x3 stem (no max-pool), then four stages with channels ``width * (1, 2, 4, 8)`` and strides
+    ``(1, 2, 2, 2)``.
 
     ``feature_dim = 8 * width * expansion`` (512 for ResNet18, 2048 for ResNet50 at width 64).
     Works for any image size (8x8 digits included).
@@ -332,6 +350,7 @@ class ResNet(nn.Module):
         self.feature_dim = cin
 
     def forward(self, x):
+        """Return the pooled features ``(B, feature_dim)`` of the images ``x`` ``(B, C, H, W)``."""
         return F.adaptive_avg_pool2d(self.stages(self.stem(x)), 1).flatten(1)
 
 
@@ -341,7 +360,7 @@ def resnet18(*, in_channels: int = 3, width: int = 64) -> ResNet:
 
 
 def resnet18_vw(width: int, *, in_channels: int = 3) -> ResNet:
-    """The paper's variable-width ResNet18: channels ``k, 2k, 4k, 8k``, feature dimension ``8k``."""
+    """Build the paper's variable-width ResNet18: channels ``k, 2k, 4k, 8k``, feature dimension ``8k``."""
     return resnet18(in_channels=in_channels, width=width)
 
 

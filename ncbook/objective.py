@@ -59,7 +59,7 @@ def batch_loss(model, logits: torch.Tensor, feats: torch.Tensor, y: torch.Tensor
 
 
 def build_optimizers(model, *, lr: float, momentum: float, split: bool = False) -> list:
-    """The optimizers of ``model``'s arm.
+    """Build the optimizers of ``model``'s arm (a list).
 
     Regularized arm: one ``torch.optim.SGD``. Normalized arm: one ``geoopt.optim.RiemannianSGD``
     over every parameter, or with ``split=True`` geoopt for the sphere parameters only and

@@ -30,7 +30,7 @@ _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def resolve(precision: str, device) -> str:
-    """The precision ``"fp32"``, ``"bf16"`` or ``"fp16"`` that ``precision`` means on ``device``."""
+    """Return the precision ``"fp32"``, ``"bf16"`` or ``"fp16"`` that ``precision`` means on ``device``."""
     if not isinstance(precision, str):
         raise TypeError(f"precision must be one of {PRECISIONS}, got {type(precision).__name__}")
     if precision not in PRECISIONS:
@@ -52,7 +52,7 @@ def autocast(device, precision: str):
 
 
 def grad_scaler(device, precision: str):
-    """A :class:`torch.amp.GradScaler` for fp16, ``None`` otherwise."""
+    """Return a :class:`torch.amp.GradScaler` for fp16, ``None`` otherwise."""
     if precision != "fp16":
         return None
     return torch.amp.GradScaler(torch.device(device).type)

@@ -222,7 +222,7 @@ class StoppingTest:
             self.refuse(float(np.nanmin(losses[t] - self.f_opt.cpu().numpy())), t)
 
     def refuse(self, worst: float, t: int) -> None:
-        """The error for a negative gap ``worst`` at iteration ``t``."""
+        """Raise the :class:`ValueError` for a negative gap ``worst`` at iteration ``t``."""
         raise ValueError(
             f"f_opt is not a lower bound of the loss: at iteration {t} the gap f - f_opt is {worst:.3g}, "
             f"beyond round-off ({float(torch.as_tensor(self.floor).max()):.2g}); check f_opt "
@@ -349,7 +349,7 @@ def run(
 
 
 def _user_objective(loss_fn, rgrad_fn, loss_and_rgrad):
-    """The user's loss and gradient as one ``fg(points) -> (f, grads)`` with tensor outputs."""
+    """Wrap the user's loss and gradient as one ``fg(points) -> (f, grads)`` with tensor outputs."""
 
     def fg(p):  # accept a bare tensor for a one-block gradient and a plain number for the loss
         out = loss_and_rgrad(p) if loss_and_rgrad is not None else (loss_fn(p), rgrad_fn(p))
@@ -409,7 +409,10 @@ def roundoff(f_opt: torch.Tensor, f0: torch.Tensor, factor: float = 64.0) -> tor
 
 
 def record_array(values: list, empty_shape: tuple, bshape: tuple, dtype) -> np.ndarray:
-    """A per-iteration record as a float64 array ``(T, *batch)``; plain numbers (fixed steps) are broadcast."""
+    """Stack a per-iteration record as a float64 array ``(T, *batch)``.
+
+    Plain numbers (fixed steps) are broadcast; no values give zeros of ``empty_shape``.
+    """
     if not values:
         return np.zeros(empty_shape)
     values = [v if isinstance(v, torch.Tensor) else torch.full(bshape, v, dtype=dtype) for v in values]
@@ -429,7 +432,10 @@ def retract_blocks(x: tuple, g: tuple, a, scales: tuple) -> tuple:
 
 
 def rgd_stepper(fg, rule: stepsize.StepRule, start: Iterate, scales: tuple):
-    """The RGD step for :func:`iterate`: the rule searches along :math:`-S g`, retracting each trial point."""
+    """Make the RGD step ``advance`` for :func:`iterate`.
+
+    The rule searches along :math:`-S g`, retracting each trial point.
+    """
     rule.start(start, scales)
     slope = rule.needs_slope
     too_long = torch.finfo(start.f.dtype).max ** 0.5 / 1e4 / max(scales)
@@ -456,7 +462,7 @@ def rgd_stepper(fg, rule: stepsize.StepRule, start: Iterate, scales: tuple):
 
 def iterate(advance, start: Iterate, *, steps: int, stop: StoppingTest, callback=None, t0=None,
             label: str | None = None) -> History:
-    r"""The run loop shared by every optimizer of the course: test, step, freeze, check, record.
+    r"""Run the loop shared by every optimizer of the course: test, step, freeze, check, record.
 
     ``advance(it, active) -> (alpha, new_iterate, evaluations)`` makes one step from ``it`` (``active``
     is the mask of runs still going, None when all are)

@@ -85,18 +85,21 @@ class RunHistory:
         self.completed = completed
 
     def __getitem__(self, key: str) -> list:
+        """Return the values of metric ``key``, one per evaluation (:class:`KeyError` if there is none)."""
         if not self.records or key not in self.records[0]:
             raise KeyError(f"no metric {key!r}; available: {self.keys()}")
         return [r.get(key) for r in self.records]
 
     def __len__(self) -> int:
+        """Return the number of evaluations."""
         return len(self.records)
 
     def keys(self) -> list:
+        """Return the metric names (the keys of the first record; ``[]`` without records)."""
         return list(self.records[0]) if self.records else []
 
     def last(self) -> dict:
-        """The last evaluation record (the final metrics)."""
+        """Return a copy of the last evaluation record (the final metrics); ``{}`` without records."""
         return dict(self.records[-1]) if self.records else {}
 
     def to_dict(self) -> dict:
@@ -104,6 +107,7 @@ class RunHistory:
         return {k: self[k] for k in self.keys()}
 
     def __repr__(self) -> str:
+        """Show the number of evaluations and the main metrics of the last one."""
         last = self.last()
         shown = {k: last[k] for k in ("epoch", "loss", "acc", "nc1", "nc2", "nc3") if k in last}
         return f"RunHistory({len(self)} evaluations, last={shown})"
@@ -206,18 +210,18 @@ def _check_training_state(path: Path, state) -> dict:
 
 
 def read_metrics(run_dir) -> RunHistory:
-    """The :class:`RunHistory` stored in ``run_dir/metrics.json``."""
+    """Read the :class:`RunHistory` stored in ``run_dir/metrics.json``."""
     data = _read_record(run_dir, METRICS_NAME, "records", list, "no list of records")
     return RunHistory(data["records"], completed=data.get("completed", True))
 
 
 def read_config(run_dir) -> dict:
-    """The record stored in ``run_dir/config.json`` (see :func:`run_record`)."""
+    """Read the record stored in ``run_dir/config.json`` (see :func:`run_record`)."""
     return _read_record(run_dir, CONFIG_NAME, "train", dict, "no training settings")
 
 
 def _read_record(run_dir, name: str, key: str, kind: type, missing: str) -> dict:
-    """The JSON object ``run_dir/name``, which must hold ``key`` of type ``kind`` (else it is damaged)."""
+    """Read the JSON object ``run_dir/name``, which must hold ``key`` of type ``kind`` (else it is damaged)."""
     path = Path(run_dir) / name
     if not path.is_file():
         raise FileNotFoundError(f"no {name} in {run_dir}")
@@ -240,7 +244,7 @@ def _dataset_record(ds):
 
 
 def run_record(train_settings: dict, model, train_set, test_set=None, meta=None, runtime=None) -> dict:
-    """The content of ``config.json``: identity of the run plus the runtime it ran on.
+    """Build the content of ``config.json``: identity of the run plus the runtime it ran on.
 
     ``train_settings`` is ``TrainConfig.to_dict()``; ``runtime`` a dict such as
     ``{"device": "cuda:0", "precision": "bf16"}`` (not compared on resume).
@@ -285,7 +289,7 @@ def runtime_note(old: dict, new: dict) -> str | None:
 
 
 def rng_state() -> dict:
-    """The states of torch's, NumPy's and Python's global generators (and CUDA's when in use)."""
+    """Return the states of torch's, NumPy's and Python's global generators (and CUDA's when in use)."""
     np_state = np.random.get_state()  # noqa: NPY002 - the global generator is what we must restore
     py_state = random.getstate()
     state = {
@@ -335,6 +339,7 @@ class RunDir:
 
     @property
     def checkpoint_path(self) -> Path | None:
+        """Path of ``checkpoint.pt`` in the folder (None without a folder)."""
         return None if self.path is None else self.path / CHECKPOINT_NAME
 
     def prepare(self) -> None:
@@ -368,6 +373,7 @@ class RunDir:
         return state, runtime_note(old, record)
 
     def write_config(self, record: dict) -> None:
+        """Write ``record`` (see :func:`run_record`) as ``config.json``, if this process writes."""
         if self.writer:
             write_json(self.path / CONFIG_NAME, record)
 
@@ -380,5 +386,6 @@ class RunDir:
             save_checkpoint(self.path / f"epoch_{state['epoch']}.pt", state)
 
     def write_metrics(self, records: list, completed: bool) -> None:
+        """Write the evaluation ``records`` and ``completed`` as ``metrics.json``, if this process writes."""
         if self.writer:
             write_json(self.path / METRICS_NAME, {"records": records, "completed": completed})

@@ -187,7 +187,7 @@ def retract(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 
 def step_along(x: torch.Tensor, u: torch.Tensor, t=1.0, *, point_name: str = "x", vector_name: str = "u",
                step_name: str = "t", checked: bool = False) -> torch.Tensor:
-    r"""The retraction :math:`R_x(t\,u) = (x + t u)/\lVert x + t u\rVert` without overflow, for any finite ``t``.
+    r"""Retract: return :math:`R_x(t\,u) = (x + t u)/\lVert x + t u\rVert` without overflow, for any finite ``t``.
 
     Each row is first divided by :math:`\max(1, |t|\,\lVert u\rVert_\infty)` (in the form
     :math:`c\,x + (c\,t)\,u`, so that :math:`t u` is never formed), which keeps every entry at most
@@ -296,7 +296,7 @@ def random_point(*shape: int, generator: torch.Generator | None = None, dtype: t
 
 
 def random_tangent(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    r"""A random tangent vector at ``x`` with unit total (Frobenius) norm.
+    r"""Draw a random tangent vector at ``x`` with unit total (Frobenius) norm.
 
     Needs ``d >= 2`` (the tangent space of :math:`\mathbb{S}^0` is zero). geoopt: no direct
     equivalent (``proju`` of a Gaussian, then a normalization).

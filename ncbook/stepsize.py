@@ -109,9 +109,11 @@ class StepRule:
     needs_slope = True  # whether the rule uses <g, S g> (Iterate.gSg)
 
     def start(self, it: Iterate, scales: tuple) -> None:
+        """Begin a run at the first iterate ``it`` with the block ``scales`` (once, before any search)."""
         self.scales = tuple(scales)
 
     def search(self, it: Iterate, trial, active):  # pragma: no cover - interface
+        """Find the step from ``it``; return ``(alpha, new_iterate, evaluations)`` (see the class)."""
         raise NotImplementedError
 
 
@@ -125,12 +127,15 @@ class Fixed(StepRule):
         self.lr = check_positive_real(lr, "lr")
 
     def search(self, it, trial, active):
+        """Take the step ``lr`` with one evaluation (see :meth:`StepRule.search`)."""
         return self.lr, trial(self.lr), 1
 
 
 class Armijo(StepRule):
-    r"""Monotone backtracking: start at :math:`\min(2\alpha_{t-1}, \alpha_{\max})` (``lr`` at ``t = 0``),
-    multiply by ``shrink`` until :math:`f(x^+) \le C - c\,\alpha\langle g, Sg\rangle` with :math:`C = f(x)`.
+    r"""Monotone backtracking: shrink the step until the Armijo condition holds.
+
+    Start at :math:`\min(2\alpha_{t-1}, \alpha_{\max})` (``lr`` at ``t = 0``) and multiply by ``shrink``
+    until :math:`f(x^+) \le C - c\,\alpha\langle g, Sg\rangle` with :math:`C = f(x)`.
 
     When :math:`|f(x^+) - f(x)|` is below the round-off floor of the loss (``flat_rtol`` times the
     starting loss, at least ``flat_floor``), the loss can no longer rank two points and the gradient decides instead:
@@ -150,6 +155,7 @@ class Armijo(StepRule):
         self.flat_floor = check_positive_real(flat_floor, "flat_floor")
 
     def start(self, it, scales):
+        """Set the step to ``lr`` per run and the round-off floor of the loss (see :meth:`StepRule.start`)."""
         super().start(it, scales)
         self.alpha = torch.full(it.f.shape, self.lr, dtype=it.f.dtype, device=it.f.device)
         self.first = True
@@ -159,13 +165,18 @@ class Armijo(StepRule):
         self.reference = it.f
 
     def first_trial(self, it):
+        """Return the first trial step per run: ``lr`` at first, then ``2 * alpha`` clipped to ``[lr_min, lr_max]``."""
         return self.alpha if self.first else (2 * self.alpha).clamp(self.lr_min, self.lr_max)
 
     def flat_test(self, it, new):
-        """Acceptance where f is flat: the gradient norm (in the scaled metric) must shrink."""
+        """Test acceptance where f is flat (bool, batch shape): the gradient norm (scaled metric) must shrink."""
         return new.gSg <= (1 - self.c) * it.gSg
 
     def search(self, it, trial, active):
+        """Backtrack from :meth:`first_trial` until every active run passes (see :meth:`StepRule.search`).
+
+        At most ``max_backtracks`` shrinks; the last trial is returned even if some run still fails.
+        """
         a = self.first_trial(it)
         for evals in range(1, self.max_backtracks + 2):
             new = trial(a)
@@ -182,6 +193,7 @@ class Armijo(StepRule):
         return a, new, evals
 
     def after(self, it, new, a):
+        """Keep the accepted step ``a`` and the new loss as the reference :math:`C` of the next search."""
         self.first = False
         self.alpha = a
         self.reference = new.f
@@ -208,17 +220,24 @@ class BarzilaiBorwein(Armijo):
         self.nonmonotone = check_real(nonmonotone, "nonmonotone", low=0.0, high=1.0, high_open=True)
 
     def start(self, it, scales):
+        """Start as :class:`Armijo` does, with :math:`Q = 1`; the first BB step computed is the long one."""
         super().start(it, scales)
         self.Q = 1.0
         self.long = True
 
     def first_trial(self, it):
+        """Return the first trial step per run: the BB step of the last iteration (``lr`` at first)."""
         return self.alpha
 
     def flat_test(self, it, new):
+        r"""Test Hager-Zhang's approximate Armijo condition, used where f is flat (bool, batch shape).
+
+        The condition is :math:`\langle g^+, S g\rangle \ge -(1-2c)\langle g, S g\rangle`.
+        """
         return block_inner(new.g, it.g, self.scales, it.f.ndim) >= -(1 - 2 * self.c) * it.gSg
 
     def after(self, it, new, a):
+        """Set the next BB step (clipped, alternating long and short) and update the Zhang-Hager average :math:`C`."""
         self.first = False
         self.alpha = self.next_step(it, new, a).clamp(self.lr_min, self.lr_max)
         self.long = not self.long
@@ -227,7 +246,7 @@ class BarzilaiBorwein(Armijo):
         self.Q = Q_new
 
     def next_step(self, it, new, a):
-        r"""The BB step from the step just taken (in the metric scaled by the block factors).
+        r"""Compute the BB step from the step just taken (in the metric scaled by the block factors).
 
         Because :math:`g^+` is tangent, :math:`\langle P g, g^+\rangle = \langle g, g^+\rangle`, and
         :math:`\lVert P g\rVert^2 = \lVert g\rVert^2 - \sum_{\text{rows}} (x^{+\top} g)^2`.
@@ -255,7 +274,7 @@ RULES = {"fixed": Fixed, "armijo": Armijo, "bb": BarzilaiBorwein}
 
 
 def make_rule(name: str, lr: float, **options) -> StepRule:
-    """The rule called ``name`` (one of :data:`RULES`) with first step ``lr``; ``options`` as in its class.
+    """Make the rule called ``name`` (one of :data:`RULES`) with first step ``lr``; ``options`` as in its class.
 
     :class:`Fixed` takes no options; the others take ``c``, ``shrink``, ``max_backtracks``,
     ``lr_min``, ``lr_max``, and :class:`BarzilaiBorwein` also ``nonmonotone`` (defaults :data:`DEFAULTS`).

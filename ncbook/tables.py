@@ -58,7 +58,7 @@ def number(x, digits: int = 3) -> str:
 def table(rows, *, columns: Sequence[str] | None = None, index: str | None = None,
           formats: Mapping[str, str | Callable] | None = None, digits: int = 3,
           caption: str | None = None):
-    """An HTML table of results (a pandas ``Styler``) in the course's style.
+    """Return an HTML table of results (a pandas ``Styler``) in the course's style.
 
     Parameters
     ----------

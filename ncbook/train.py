@@ -82,8 +82,10 @@ def __getattr__(name):
 
 @dataclasses.dataclass
 class TrainConfig:
-    r"""Settings of a training run (the defaults of the released code,
-    ``train.py`` and ``experiments/*.sh`` of ``cjyaras/normalized-neural-collapse`` at ``286f669``).
+    r"""Settings of a training run, with the defaults of the released code.
+
+    The defaults are those of ``train.py`` and ``experiments/*.sh`` of
+    ``cjyaras/normalized-neural-collapse`` at ``286f669``.
 
     Attributes
     ----------
@@ -161,6 +163,7 @@ class TrainConfig:
     sync_bn: bool = True
 
     def __post_init__(self):
+        """Check every setting (type and range) and convert numbers to ``int``/``float``; raise naming a bad one."""
         for name in ("epochs", "checkpoint_every"):
             setattr(self, name, check_integer(getattr(self, name), name, minimum=0))
         for name in ("batch_size", "eval_batch_size", "lr_decay_period", "eval_every"):
@@ -192,6 +195,7 @@ class TrainConfig:
         return epoch % (self.checkpoint_every or self.eval_every) == 0 or epoch == self.epochs
 
     def to_dict(self) -> dict:
+        """Return the settings as a dict (:func:`dataclasses.asdict`); :meth:`from_dict` reads it back."""
         return dataclasses.asdict(self)
 
     @classmethod
@@ -383,6 +387,10 @@ class Trainer:
 
     # -- state ----------------------------------------------------------------------------
     def state_dict(self) -> dict:
+        """Return what a checkpoint holds: epoch, model, optimizers, RNG states, history and training time.
+
+        The fp16 gradient scaler's state is included when there is one; :meth:`load_state_dict` reads it back.
+        """
         state = {
             "epoch": self.epoch,
             "model": self.model.state_dict(),
@@ -488,7 +496,7 @@ def _torch_threads(n: int):
 
 @contextlib.contextmanager
 def _progress_bar(enabled: bool, total: int, desc: str):
-    """A ``tqdm.auto`` bar labelled ``desc`` that disappears when done, or None.
+    """Yield a ``tqdm.auto`` bar labelled ``desc`` that disappears when done, or None.
 
     In a notebook the bar's widget is shown through a display handle and replaced by an empty
     output when it closes, so a saved notebook keeps no stale "0%| | 0/800" text.

@@ -151,8 +151,10 @@ def _egrad(W, H, y, tau):
 
 
 def rgrad(W: torch.Tensor, H: torch.Tensor, y: torch.Tensor, tau: float):
-    r"""Riemannian gradient on :math:`\mathrm{OB}(d,K)\times\mathrm{OB}(d,N)`: the row-wise tangent
-    projection of :func:`egrad`, :math:`\operatorname{grad} f = (P_W \nabla_W f, P_H \nabla_H f)`.
+    r"""Riemannian gradient on :math:`\mathrm{OB}(d,K)\times\mathrm{OB}(d,N)`.
+
+    It is the row-wise tangent projection of :func:`egrad`,
+    :math:`\operatorname{grad} f = (P_W \nabla_W f, P_H \nabla_H f)`.
 
     Returns
     -------

@@ -63,7 +63,7 @@ DEFAULT_A3 = np.diag([1.0, 2.0, 4.0])
 # ---------------------------------------------------------------------------------------------
 
 def _ipywidgets():
-    """The ipywidgets module, or None when it is not installed."""
+    """Return the ipywidgets module, or None when it is not installed."""
     try:
         import ipywidgets
     except ImportError:
@@ -82,7 +82,7 @@ def _real(v, name, low=-math.inf, high=math.inf, *, open_low=False):
 
 
 def _sym_matrix(A, d, name="A"):
-    """``A`` as a float64 symmetric ``(d, d)`` numpy array (``d`` in ``(2, 3)`` when not None)."""
+    """Return ``A`` as a float64 symmetric ``(d, d)`` numpy array (``d`` in ``(2, 3)`` when not None)."""
     if isinstance(A, torch.Tensor):
         A = A.detach().cpu().numpy()
     try:
@@ -185,7 +185,7 @@ def _draw_tangent(fig, s, A):
 
 
 def tangent_figure(angle: float = 0.6, step: float = 0.8, A=None) -> Figure:
-    r"""Static picture of the gradient, its tangent projection and one retraction step on the circle.
+    r"""Draw the gradient, its tangent projection and one retraction step on the circle (a static picture).
 
     For :math:`f(x) = x^\top A x` on :math:`\mathbb{S}^1` and the point
     :math:`x = (\cos\theta, \sin\theta)`, draws the Euclidean gradient :math:`2Ax`, the Riemannian
@@ -348,7 +348,7 @@ def _rgd_inputs(A, x0, lr, steps, rule):
 
 
 def rgd_figure(lr: float = 0.2, steps: int = 30, *, A=None, x0=None, rule: str = "fixed") -> Figure:
-    r"""Static picture of Riemannian gradient descent on the Rayleigh quotient :math:`f(x) = x^\top A x`.
+    r"""Draw Riemannian gradient descent on the Rayleigh quotient :math:`f(x) = x^\top A x` (a static picture).
 
     Runs ``steps`` steps of RGD (:func:`ncbook.rgd.run`) from ``x0`` and draws the iterates on the
     circle (``A`` of shape ``(2, 2)``) or the 2-sphere (``(3, 3)``) with the eigenvectors of ``A``
@@ -466,7 +466,7 @@ def _tau_inputs(tau, K, Ks, tau_max):
 
 
 def tau_figure(tau: float = 5.0, *, K: int = 4, Ks=(2, 4, 10, 100), tau_max: float = 30.0) -> Figure:
-    r"""Static picture of the role of the inverse temperature :math:`\tau`.
+    r"""Draw the role of the inverse temperature :math:`\tau` (a static picture).
 
     Left: the closed-form optimal loss :math:`f^\star(\tau) = \log(1 + (K-1)e^{-\tau K/(K-1)})`
     (:func:`ncbook.ufm.optimal_loss`) against :math:`\tau` for each ``K`` in ``Ks``, log scale.
@@ -527,18 +527,18 @@ def tau_explorer(*, tau: float = 5.0, K: int = 4, Ks=(2, 4, 10, 100), tau_max: f
 # ---------------------------------------------------------------------------------------------
 
 def tangent_state(angle: float = 0.6, step: float = 0.8, A=None) -> dict:
-    """The numbers :func:`tangent_figure` draws (point, gradients, retraction, exponential map, gap)."""
+    """Return the numbers :func:`tangent_figure` draws (point, gradients, retraction, exponential map, gap)."""
     return _tangent_state(_real(angle, "angle"), _real(step, "step", 0.0, 1e3),
                           _sym_matrix(DEFAULT_A2 if A is None else A, 2))
 
 
 def rgd_state(lr: float = 0.2, steps: int = 30, *, A=None, x0=None, rule: str = "fixed") -> dict:
-    """The run :func:`rgd_figure` draws: ``path`` ``(T+1, d)``, ``loss``, ``gap``, ``final_gap``."""
+    """Return the run :func:`rgd_figure` draws: ``path`` ``(T+1, d)``, ``loss``, ``gap``, ``final_gap``."""
     return _rgd_state(*_rgd_inputs(A, x0, lr, steps, rule))
 
 
 def tau_state(tau: float = 5.0, *, K: int = 4, Ks=(2, 4, 10, 100), tau_max: float = 30.0) -> dict:
-    """The numbers :func:`tau_figure` draws (optimal losses, ETF softmax probabilities and loss)."""
+    """Return the numbers :func:`tau_figure` draws (optimal losses, ETF softmax probabilities and loss)."""
     return _tau_state(*_tau_inputs(tau, K, Ks, tau_max))
 
 
@@ -566,7 +566,7 @@ def _seg(p, q, n=2):
 
 
 def tangent_plot(A=None, *, angles=None, steps=(0.3, 0.8, 1.6), start_angle: float = 0.6):
-    r"""Plotly version of :func:`tangent_explorer`: a slider for the angle, buttons for the step.
+    r"""Make the Plotly version of :func:`tangent_explorer`: a slider for the angle, buttons for the step.
 
     Left, the circle :math:`\mathbb{S}^1` with the level sets of :math:`f(x) = x^\top A x`, the
     Euclidean gradient :math:`2Ax`, its tangent part :math:`\operatorname{grad} f(x)`, the step
@@ -730,7 +730,7 @@ def _scene(reach=1.15, camera_eye=(1.3, -1.3, 0.9)):
 
 def rgd_plot(A=None, *, x0=None, lrs=None, steps: int = 30, rules=("fixed", "armijo", "bb"),
              start_lr: float = 0.2):
-    r"""Plotly version of :func:`rgd_stepper`: a slider for the step size, buttons for the rule.
+    r"""Make the Plotly version of :func:`rgd_stepper`: a slider for the step size, buttons for the rule.
 
     Runs :func:`ncbook.rgd.run` on the Rayleigh quotient :math:`f(x) = x^\top A x` for every step
     size in ``lrs`` and every rule, when the figure is made; left, the iterates on a rotatable
@@ -787,7 +787,7 @@ def rgd_plot(A=None, *, x0=None, lrs=None, steps: int = 30, rules=("fixed", "arm
 
 def tau_plot(*, taus=None, Ks=(2, 4, 10, 100), bar_Ks=(2, 4, 10), tau_max: float = 30.0,
              start_tau: float = 5.0):
-    r"""Plotly version of :func:`tau_explorer`: a slider for :math:`\tau`, buttons for :math:`K`.
+    r"""Make the Plotly version of :func:`tau_explorer`: a slider for :math:`\tau`, buttons for :math:`K`.
 
     Left, the closed-form optimal loss :math:`f^\star(\tau)` of :func:`ncbook.ufm.optimal_loss` for
     each ``K`` in ``Ks`` with the chosen :math:`\tau` marked; right, the softmax probabilities of a

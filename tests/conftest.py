@@ -15,6 +15,7 @@ execution cache of an earlier ``make book``); every test of the built site or of
 chapters shares that one build.
 """
 
+import fcntl
 import os
 import random
 import subprocess
@@ -49,10 +50,17 @@ class BookBuild:
 
 @pytest.fixture(scope="session")
 def book_build() -> BookBuild:
-    """Build the book once per session (FAST mode, warnings as errors, cached execution)."""
+    """Build the book once per session (FAST mode, warnings as errors, cached execution).
+
+    With pytest-xdist every worker asks for it: the first builds (holding a lock), the others then
+    find nothing changed and get the same build's log from ``scripts/build_book.py``.
+    """
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_book.py")], cwd=ROOT,
-                          capture_output=True, text=True, timeout=3600)
+    (ROOT / "_build").mkdir(exist_ok=True)
+    with open(ROOT / "_build" / ".ncbook-build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_book.py")], cwd=ROOT,
+                              capture_output=True, text=True, timeout=3600)
     return BookBuild(proc.returncode, proc.stdout + proc.stderr, time.perf_counter() - t0)
 
 

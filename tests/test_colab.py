@@ -1,7 +1,7 @@
-"""Every chapter's Colab path in a kernel that pretends to be Google Colab, with ipywidgets 7 and 8.
+"""The chapters' Colab path in a kernel that pretends to be Google Colab, with ipywidgets 7 and 8.
 
 Colab ships its own packages (ipywidgets 7.7.1 for a long time) and imports ``google.colab`` when its
-kernel starts. For each chapter and each ipywidgets major version a fresh kernel starts with
+kernel starts. A pretend-Colab kernel starts with
 
 * a fake ``google.colab`` package, imported at start-up by a ``sitecustomize`` (as Colab's kernel does),
   and ``COLAB_RELEASE_TAG`` set (what :func:`ncbook.config.in_colab` reads);
@@ -10,12 +10,16 @@ kernel starts. For each chapter and each ipywidgets major version a fresh kernel
 * for ipywidgets 7, ``.venv/ipywidgets7`` (written by ``make setup`` from
   ``tests/colab-ipywidgets7.txt``) ahead of the venv, so ``import ipywidgets`` gives 7.7.1.
 
-The kernel runs the chapter's setup cell, its parameters and import cells, and its interactive cells
-(cells that use ipywidgets, plotly, ``ncbook.widgets`` or ``ncbook.interactive``, or call ``display``; or tagged
-``interactive``) with the earlier cells they need, found by the names they read: not the whole
-chapter. The tests check that no cell fails, that pip was asked for exactly the pinned ncbook, that
-the kernel had the intended ipywidgets, and that each interactive cell displayed something whose
-widgets are all in the saved widget state (what a frontend needs to draw them).
+Every chapter executes once per test run, in the book build; here only what differs in Colab runs
+again. The Colab path of a chapter differs from the build's in three places: the setup cell (it
+installs ``ncbook`` only in Colab), the packages its imports find, and the Colab branch of
+:func:`ncbook.interactive.show`, the one way a chapter displays an interactive figure. So, per
+ipywidgets major: one kernel runs every chapter's setup, parameters and import cells, and checks
+that pip was asked for exactly the pinned ncbook; and the interactive cells of one chapter (with the
+earlier cells they need, found by the names they read: not the whole chapter) run end to end and
+must display something whose widgets are all in the saved widget state. A static test checks that
+every interactive cell of every chapter displays through ``interactive.show``, whose Colab branch
+``tests/test_interactive.py`` tests.
 """
 
 from __future__ import annotations
@@ -191,8 +195,7 @@ def colab_slice(nb) -> tuple[list[int], list[int]]:
     modules = set().union(*imports.values())
     info = {i: (binds - (modules - imports[i]), free) for i, (binds, free) in info.items()}
     aliases = interactive_aliases(list(trees.values()))
-    params = [i for i in code if "parameters" in nb.cells[i].metadata.get("tags", [])]
-    start = code[: code.index(params[0]) + 2] if params else code[:2]
+    start = _start_cells(nb)
     interactive = [i for i in code if i not in start and is_interactive(nb.cells[i], trees[i], aliases)]
     keep, todo = set(start) | set(interactive), list(interactive)
     while todo:
@@ -246,16 +249,7 @@ def run_like_colab(md: Path, fake: Path, ipywidgets_major: int, tmp_path: Path):
     keep, interactive = colab_slice(nb)
     cells = [nb.cells[i] for i in keep] + [nbformat.v4.new_code_cell(PROBE)]
     run = nbformat.v4.new_notebook(cells=cells, metadata=nb.metadata)
-    pip_log = tmp_path / "pip.jsonl"
-    # Colab's kernel starts with matplotlib's inline backend, so a returned Figure is drawn as an image.
-    client = PollingClient(run, timeout=120, kernel_name="python3", store_widget_state=True,
-                           extra_arguments=["--matplotlib=inline"],
-                            resources={"metadata": {"path": str(md.parent)}})
-    try:
-        client.execute(env=colab_env(fake, ipywidgets_major, pip_log))
-    except CellExecutionError as exc:
-        pytest.fail(f"{md.name} with ipywidgets {ipywidgets_major} in pretend-Colab:\n{exc}")
-    calls = [json.loads(line) for line in pip_log.read_text().splitlines()] if pip_log.exists() else []
+    calls = _execute_like_colab(run, md, fake, ipywidgets_major, tmp_path)
     return run, [keep.index(i) for i in interactive], calls
 
 
@@ -282,15 +276,63 @@ def shows_something(cell) -> bool:
                for o in cell.get("outputs", []))
 
 
+def _execute_like_colab(nb, md: Path, fake: Path, ipywidgets_major: int, tmp_path: Path) -> list:
+    """Execute ``nb`` in a pretend-Colab kernel (cwd: the chapter's folder); return pip's recorded calls."""
+    pip_log = tmp_path / "pip.jsonl"
+    # Colab's kernel starts with matplotlib's inline backend, so a returned Figure is drawn as an image.
+    client = PollingClient(nb, timeout=120, kernel_name="python3", store_widget_state=True,
+                           extra_arguments=["--matplotlib=inline"],
+                           resources={"metadata": {"path": str(md.parent)}})
+    try:
+        client.execute(env=colab_env(fake, ipywidgets_major, pip_log))
+    except CellExecutionError as exc:
+        pytest.fail(f"{md.name} with ipywidgets {ipywidgets_major} in pretend-Colab:\n{exc}")
+    return [json.loads(line) for line in pip_log.read_text().splitlines()] if pip_log.exists() else []
+
+
+def _check_probe(cell, ipywidgets_major: int):
+    version, colab, ncbook_loaded = cell.outputs[0]["text"].split()
+    assert version.split(".")[0] == str(ipywidgets_major) and colab == "True" and ncbook_loaded == "True"
+
+
+def _start_cells(nb) -> list[int]:
+    """The setup cell, the parameters cell and the cell after it (the imports)."""
+    code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    params = [i for i in code if "parameters" in nb.cells[i].metadata.get("tags", [])]
+    return code[: code.index(params[0]) + 2] if params else code[:2]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("ipywidgets_major", [7, 8], ids=["ipywidgets7", "ipywidgets8"])
-@pytest.mark.parametrize("md", CHAPTERS, ids=[p.stem for p in CHAPTERS])
-def test_chapter_in_pretend_colab(md: Path, ipywidgets_major: int, fake_colab: Path, tmp_path: Path):
+def test_every_chapter_starts_in_pretend_colab(ipywidgets_major: int, fake_colab: Path, tmp_path: Path):
+    """Each chapter's setup, parameters and import cells, one chapter after the other in one kernel."""
+    cells = []
+    for md in CHAPTERS:
+        nb = jupytext.read(md.with_suffix(".ipynb"))
+        # fresh cell ids: the setup cells of all chapters share one
+        cells += [nbformat.v4.new_code_cell(nb.cells[i].source, metadata=nb.cells[i].metadata)
+                  for i in _start_cells(nb)]
+    cells.append(nbformat.v4.new_code_cell(PROBE))
+    run = nbformat.v4.new_notebook(cells=cells, metadata=jupytext.read(CHAPTERS[0].with_suffix(".ipynb")).metadata)
+    pip_calls = _execute_like_colab(run, CHAPTERS[0], fake_colab, ipywidgets_major, tmp_path)
+    assert pip_calls == [["install", "--quiet", sync.install_requirement()]] * len(CHAPTERS), pip_calls
+    _check_probe(run.cells[-1], ipywidgets_major)
+
+
+#: Chapters whose interactive cells run end to end in pretend-Colab, each with one ipywidgets major
+#: (two interactive figures each, slices of a few seconds).
+END_TO_END = [("02_sphere_geometry", 7), ("05_normalized_ufm", 8)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("stem", "ipywidgets_major"), END_TO_END, ids=[f"{s}-ipywidgets{m}" for s, m in END_TO_END])
+def test_interactive_cells_in_pretend_colab(stem: str, ipywidgets_major: int, fake_colab: Path, tmp_path: Path):
+    md = next(p for p in CHAPTERS if p.stem == stem)
     run, interactive, pip_calls = run_like_colab(md, fake_colab, ipywidgets_major, tmp_path)
     assert pip_calls == [["install", "--quiet", sync.install_requirement()]], pip_calls
-    version, colab, ncbook_loaded = run.cells[-1].outputs[0]["text"].split()
-    assert version.split(".")[0] == str(ipywidgets_major) and colab == "True" and ncbook_loaded == "True"
+    _check_probe(run.cells[-1], ipywidgets_major)
     state = run.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    assert interactive, f"{md.name}: no interactive cell to run"
     for k in interactive:
         cell = run.cells[k]
         assert shows_something(cell), f"{md.name}: this interactive cell displayed no widget or figure:\n{cell.source}"
@@ -305,6 +347,22 @@ def test_chapter_in_pretend_colab(md: Path, ipywidgets_major: int, fake_colab: P
                     errors = [o for o in outs if o.get("output_type") == "error"]
                     assert not errors, f"{md.name}: a widget's output area holds an error: {errors}"
                     assert shows_something({"outputs": outs}), f"{md.name}: a widget's output area is empty"
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_interactive_figures_display_through_interactive_show(md: Path):
+    """What makes the end-to-end runs above stand for every chapter: one display path in Colab."""
+    nb = jupytext.read(md.with_suffix(".ipynb"))
+    code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    trees = {i: _tree(nb.cells[i].source) for i in code}
+    aliases = interactive_aliases(list(trees.values())) - {"show"}
+    for i in code:
+        cell, tree = nb.cells[i], trees[i]
+        uses = any(isinstance(n, ast.Name) and n.id in aliases for n in ast.walk(tree))
+        if uses and is_interactive(cell, tree, aliases):
+            assert "interactive.show(" in cell.source, (
+                f"{md.name}: an interactive cell that does not display through ncbook.interactive.show "
+                f"(add the chapter to END_TO_END or use show):\n{cell.source}")
 
 
 def test_the_slice_finds_the_interactive_cells_and_what_they_need():

@@ -125,14 +125,26 @@ _PLOTLY_SIGNATURE = """(gd) => JSON.stringify([
     (gd._fullLayout.scene || {}).camera || null])"""
 
 
-def _check_interactive_figures(page, doc):
+def _changed(page, fig, before: str, what: str) -> str:
+    """Wait (at most 10 s) until the figure's signature differs from ``before``; fail naming ``what``."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(f"([gd, before]) => ({_PLOTLY_SIGNATURE})(gd) !== before",
+                               arg=[fig.element_handle(), before], timeout=10000, polling=50)
+    except PlaywrightTimeout:
+        pytest.fail(f"{what} changed nothing")
+    return fig.evaluate(_PLOTLY_SIGNATURE)
+
+
+def _check_interactive_figures(page, doc, width):
     """Every slider and every button of every plotly figure changes what is drawn; 3-D views turn."""
     figs = page.locator("main .ncbook-plotly")
     for i in range(figs.count()):
         fig = figs.nth(i)
         fig.scroll_into_view_if_needed()
         fig.locator(".main-svg").first.wait_for(timeout=30000)
-        label = f"{doc}: interactive figure {i + 1}"
+        label = f"{doc} at {width}px: interactive figure {i + 1}"
         assert fig.evaluate("gd => gd.data.length") > 0, f"{label} draws nothing"
         before = fig.evaluate(_PLOTLY_SIGNATURE)
         rails = fig.locator(".slider-rail-touch-rect")
@@ -143,27 +155,22 @@ def _check_interactive_figures(page, doc):
             target = 0 if active > n // 2 else n - 1  # the far end from where it stands
             page.mouse.click(box["x"] + box["width"] * (0.02 + 0.96 * target / (n - 1)),
                              box["y"] + box["height"] / 2)
-            page.wait_for_timeout(150)
-            after = fig.evaluate(_PLOTLY_SIGNATURE)
-            assert after != before, f"{label}: moving slider {r + 1} changed nothing"
-            before = after
+            before = _changed(page, fig, before, f"{label}: moving slider {r + 1}")
         buttons = fig.locator("g.updatemenu-button")
         for k in range(buttons.count() - 1, -1, -1):  # from the last: the first one is active
             buttons.nth(k).click()
-            page.wait_for_timeout(150)
-            after = fig.evaluate(_PLOTLY_SIGNATURE)
-            assert after != before, f"{label}: button {k + 1} changed nothing"
-            before = after
+            before = _changed(page, fig, before, f"{label}: button {k + 1}")
         if fig.evaluate("gd => !!gd._fullLayout.scene"):  # a 3-D view turns when dragged
-            box = fig.bounding_box()
-            cx, cy = box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.45
-            page.mouse.move(cx, cy)
+            # the middle of the scene: its domain is a fraction of the plot area (the div less margins)
+            box = fig.evaluate("gd => { const r = gd._fullLayout.scene.domain, s = gd._fullLayout._size,"
+                               " b = gd.getBoundingClientRect();"
+                               " return {x: b.x + s.l + s.w * (r.x[0] + r.x[1]) / 2,"
+                               " y: b.y + s.t + s.h * (1 - (r.y[0] + r.y[1]) / 2)}; }")
+            page.mouse.move(box["x"], box["y"])
             page.mouse.down()
-            page.mouse.move(cx + 60, cy + 20, steps=5)
+            page.mouse.move(box["x"] + 60, box["y"] + 20, steps=5)
             page.mouse.up()
-            page.wait_for_timeout(150)
-            after = fig.evaluate(_PLOTLY_SIGNATURE)
-            assert after != before, f"{label}: dragging the 3-D view did not rotate it"
+            before = _changed(page, fig, before, f"{label}: dragging the 3-D view")
 
 
 def _check_sidebar_opens(page, doc, width):
@@ -179,10 +186,37 @@ def _check_sidebar_opens(page, doc, width):
 
     was = shown()
     toggles[0].click()
-    page.wait_for_timeout(500)
+    for _ in range(50):  # the theme animates the drawer: up to 5 s
+        if shown() != was:
+            break
+        page.wait_for_timeout(100)
     assert shown() != was, f"{doc} at {width}px: the sidebar button does nothing"
     if not was:
         assert sidebar.locator("a").first.is_visible(), f"{doc} at {width}px: the sidebar shows no links"
+
+
+def _check_quiz(page, doc):
+    """The chapter's self-check quiz answers clicks with feedback, with no kernel."""
+    root = page.locator(f"#ncb-quiz-ch{Path(doc).name[:2]}")
+    assert root.count() == 1, f"{doc}: the quiz is not in the page"
+    source = (HTML / f"{doc}.html").read_text()
+    assert "jupyterquiz" not in source, f"{doc}: the quiz loads jupyterquiz (it fetches MathJax from a CDN)"
+    quiz_html = source.split(f'id="ncb-quiz-ch{Path(doc).name[:2]}"', 1)[1].split("<script>", 1)[0]
+    if "\\(" in quiz_html:
+        _wait_for_mathjax(page)
+        assert root.locator("mjx-container").count() > 0, f"{doc}: the quiz's math was not typeset"
+    q = root.locator(".ncb-q[data-kind='choice']").first
+    right = q.get_attribute("data-answer")
+    wrong = next(b for b in q.locator(".ncb-choice").all() if b.get_attribute("data-i") != right)
+    wrong.click()
+    assert q.locator(".ncb-feedback").inner_text() == "Not quite; try again."
+    q.locator(f".ncb-choice[data-i='{right}']").click()
+    assert q.locator(".ncb-feedback").inner_text() == "Correct."
+    assert q.locator(".ncb-explain").is_visible()
+    num = root.locator(".ncb-q[data-kind='numeric']").first
+    num.locator(".ncb-input").fill(num.get_attribute("data-answer"))
+    num.locator(".ncb-submit").click()
+    assert num.locator(".ncb-feedback").inner_text() == "Correct."
 
 
 @pytest.mark.browser
@@ -224,12 +258,15 @@ def test_page_reads_well(browser, site, doc, width):
             cut = page.evaluate("""() => Array.from(document.querySelectorAll('main mjx-container[display="true"]'))
                 .filter(m => m.scrollWidth > m.clientWidth + 2).map(m => m.textContent.slice(0, 50))""")
             assert not cut, f"{doc}: display equations wider than the column: {cut}"
-            _check_interactive_figures(page, doc)
         else:
             clipped = page.evaluate("""() => Array.from(document.querySelectorAll('main mjx-container[display="true"]'))
                 .filter(m => m.scrollWidth > m.clientWidth + 2 && getComputedStyle(m).overflowX !== 'auto')
                 .length""")
             assert not clipped, f"{doc}: {clipped} long equations run off the phone screen"
+        if re.match(r"book/\d\d_", doc):
+            _check_interactive_figures(page, doc, width)
+            if width == 1366:
+                _check_quiz(page, doc)
         _check_sidebar_opens(page, doc, width)
         assert not page.outside, f"{doc}: requests leave the machine: {page.outside[:5]}"
         assert not failed, f"{doc}: requests failed: {failed}"

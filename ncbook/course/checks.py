@@ -58,13 +58,16 @@ class CheckResult:
 
     @property
     def full_marks(self) -> bool:
+        """True when every case passed (status ``"passed"`` and the maximal score)."""
         return self.status == "passed" and self.score == self.max_score
 
     def __str__(self) -> str:
+        """Show the check, exercise, status and score on one line, then one indented line per message."""
         head = f"{self.check} ({self.exercise}): {self.status}, {self.score}/{self.max_score}"
         return "\n".join([head] + ["  " + m for m in self.messages])
 
     def as_row(self) -> dict:
+        """Return the result as one table row: the fields, with the messages joined into ``feedback``."""
         return {"exercise": self.exercise, "check": self.check, "status": self.status, "score": self.score,
                 "max_score": self.max_score, "feedback": " | ".join(self.messages)}
 
@@ -122,7 +125,7 @@ def quiet_run(name: str, answer) -> CheckResult:
 
 
 def quiet_score(name: str, answer) -> int:
-    """The score of :func:`quiet_run` (otter's tests assert on it)."""
+    """Return the score of :func:`quiet_run` (otter's tests assert on it)."""
     return quiet_run(name, answer).score
 
 
@@ -141,8 +144,11 @@ def _is_stub_statement(node) -> bool:
 
 
 def is_stub(answer) -> bool:
-    """True for ``None``, ``...`` and functions whose body only holds a docstring, ``pass``,
-    ``...`` or ``raise NotImplementedError``. Functions without readable source are not stubs."""
+    """Tell whether ``answer`` is an unanswered stub.
+
+    True for ``None``, ``...`` and functions whose body only holds a docstring, ``pass``,
+    ``...`` or ``raise NotImplementedError``. Functions without readable source are not stubs.
+    """
     if answer is None or answer is Ellipsis:
         return True
     if not callable(answer):
@@ -163,8 +169,11 @@ class _NotAttempted(Exception):
 
 @dataclass
 class _Case:
-    """One input: a description, the arguments, and a function ``out -> None | str`` that returns
-    ``None`` when the output is right and otherwise says what was expected and what came back."""
+    """One input: a description, the arguments, and a function ``out -> None | str`` judging the output.
+
+    The function returns ``None`` when the output is right and otherwise says what was expected and
+    what came back.
+    """
 
     what: str
     args: tuple
@@ -437,9 +446,11 @@ def _bb_reference(x, g, prev):
 
 @_register("ex-03-bb", "bb1(x, g, prev)")
 def check_bb_step(answer, *, seed: int = 0) -> CheckResult:
-    r"""Check ``bb1(x, g, prev) -> float``: the Riemannian BB1 step :math:`\langle s,s\rangle/\langle s,y\rangle`
-    with the projection as transport; 0.1 at the first step (``prev is None``) and when
-    :math:`\langle s, y\rangle \le 0`."""
+    r"""Check ``bb1(x, g, prev) -> float``: the Riemannian BB1 step.
+
+    The step is :math:`\langle s,s\rangle/\langle s,y\rangle` with the projection as transport;
+    0.1 at the first step (``prev is None``) and when :math:`\langle s, y\rangle \le 0`.
+    """
     from .. import sphere
 
     g = _gen(seed)
@@ -486,8 +497,10 @@ def _parameter_verdict(X):
 
 @_register("ex-04-manifold-parameter", "my_parameter(X)")
 def check_manifold_parameter(answer, *, seed: int = 0) -> CheckResult:
-    """Check ``my_parameter(X)``: a ``geoopt.ManifoldParameter`` on ``geoopt.Sphere()`` whose rows
-    are the rows of ``X`` projected onto the sphere (the projected initialization)."""
+    """Check ``my_parameter(X)``: a ``geoopt.ManifoldParameter`` on ``geoopt.Sphere()``.
+
+    Its rows must be the rows of ``X`` projected onto the sphere (the projected initialization).
+    """
     g = _gen(seed)
     cases = [_Case("a random (5, 3) matrix, rows not of unit norm",
                    (torch.randn(5, 3, generator=g, dtype=_F64),), None)]
@@ -515,9 +528,11 @@ def _first_momentum_reference(w, g, lr, momentum):
 
 @_register("ex-04-first-momentum", "first_step_length(w, g, lr, momentum)")
 def check_first_momentum(answer, *, seed: int = 0) -> CheckResult:
-    r"""Check ``first_step_length(w, g, lr, momentum) -> float``: the length :math:`\eta_1` of the
-    retraction step along :math:`-P_w g` that geoopt's first ``RiemannianSGD`` step with momentum takes.
-    The reference is measured on geoopt, not taken from the formula."""
+    r"""Check ``first_step_length(w, g, lr, momentum) -> float``: the length :math:`\eta_1` of a step.
+
+    It is the retraction step along :math:`-P_w g` that geoopt's first ``RiemannianSGD`` step with
+    momentum takes. The reference is measured on geoopt, not taken from the formula.
+    """
     g = _gen(seed)
     cases = []
     for lr, m in [(0.1, 0.9), (0.5, 0.5), (0.2, 0.0)]:
@@ -563,8 +578,10 @@ def check_ufm_loss(answer, *, seed: int = 0) -> CheckResult:
 
 @_register("ex-05-choose-tau", "tau_for(K, eps)")
 def check_choose_tau(answer, *, seed: int = 0) -> CheckResult:
-    r"""Check ``tau_for(K, eps) -> float``: the smallest :math:`\tau` with
-    :math:`f^\star(K, \tau) \le \varepsilon`, judged by ``ufm.optimal_loss``."""
+    r"""Check ``tau_for(K, eps) -> float``: the smallest :math:`\tau` with :math:`f^\star(K, \tau) \le \varepsilon`.
+
+    The answer is judged by ``ufm.optimal_loss``.
+    """
     from .. import ufm
 
     def verdict_for(K, eps):
@@ -608,9 +625,11 @@ def _basis_verdict(X):
 
 @_register("ex-06-tangent-basis", "my_basis(X)")
 def check_tangent_basis(answer, *, seed: int = 0) -> CheckResult:
-    """Check ``my_basis(X) -> Q`` of shape ``(m, d, d-1)``: orthonormal bases of the tangent spaces
-    of the rows, the property that ``landscape.tangent_basis`` has (any basis passes, not only the
-    library's)."""
+    """Check ``my_basis(X) -> Q`` of shape ``(m, d, d-1)``: orthonormal bases of the rows' tangent spaces.
+
+    This is the property that ``landscape.tangent_basis`` has (any basis passes, not only the
+    library's).
+    """
     from .. import landscape
 
     g = _gen(seed)
@@ -626,10 +645,12 @@ def check_tangent_basis(answer, *, seed: int = 0) -> CheckResult:
 
 @_register("ex-06-classify", "my_classify(grad_norm, eigenvalues)")
 def check_classify(answer, *, seed: int = 0) -> CheckResult:
-    """Check ``my_classify(grad_norm, eigenvalues) -> str`` against ``landscape.classify_critical_point``
-    (labels ``"not critical"``, ``"second-order critical"``, ``"strict saddle"``; its default
-    tolerances). Gradient and spectrum cannot certify a *global* minimizer, so the library's
-    ``"global minimizer"`` counts as ``"second-order critical"`` here."""
+    """Check ``my_classify(grad_norm, eigenvalues) -> str`` against ``landscape.classify_critical_point``.
+
+    The labels are ``"not critical"``, ``"second-order critical"`` and ``"strict saddle"``, with
+    that function's default tolerances. Gradient and spectrum cannot certify a *global* minimizer,
+    so the library's ``"global minimizer"`` counts as ``"second-order critical"`` here.
+    """
     from .. import landscape, ufm
 
     g = _gen(seed)

@@ -41,7 +41,7 @@ _HINT = re.compile(r"^```\{hint\}\s*$")
 
 
 def repo_root() -> Path:
-    """The checkout that holds ``_toc.yml`` (this package sits in ``<root>/ncbook/course``)."""
+    """Return the checkout that holds ``_toc.yml`` (this package sits in ``<root>/ncbook/course``)."""
     root = Path(__file__).resolve().parents[2]
     if not (root / "_toc.yml").exists():
         raise FileNotFoundError(f"no _toc.yml in {root}: the editions are built from a checkout of the course")
@@ -49,7 +49,7 @@ def repo_root() -> Path:
 
 
 def chapter_paths(root: Path | None = None) -> list[Path]:
-    """The numbered chapters ``book/NN_*.md`` in the order of ``_toc.yml``."""
+    """Return the numbered chapters ``book/NN_*.md`` in the order of ``_toc.yml``."""
     import yaml
 
     root = Path(root) if root else repo_root()
@@ -200,7 +200,7 @@ def _rewrite_markdown(text: str, state: dict, keep_solutions: bool) -> str:
 
 
 def edition(md: Path, kind: str):
-    """The chapter ``md`` as an nbformat notebook of the given ``kind`` ("student" or "instructor")."""
+    """Return the chapter ``md`` as an nbformat notebook of the given ``kind`` ("student" or "instructor")."""
     import jupytext
     import nbformat
 

@@ -93,7 +93,7 @@ def coding_exercises(root: Path | None = None) -> list[dict]:
 
 
 def _render_prompt(lines: list[str]) -> str:
-    """The exercise text as plain Markdown (hint as <details>), without the directive fences."""
+    """Return the exercise text as plain Markdown (hint as <details>), without the directive fences."""
     while lines and lines[0].strip() in ("", "```"):  # the closing fence of exercise-start
         lines = lines[1:]
     text = _rewrite_markdown("\n".join(lines), {"in_solution": False, "n": 0, "chapter": ""}, keep_solutions=False)
@@ -107,7 +107,7 @@ def _raw(text: str):
 
 
 def master_notebook(root: Path | None = None):
-    """The otter master notebook (nbformat) of every coding exercise."""
+    """Build the otter master notebook (nbformat) of every coding exercise."""
     import nbformat
     import yaml
 

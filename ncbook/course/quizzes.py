@@ -75,7 +75,8 @@ _SCRIPT = """
 def _text(s: str) -> str:
     r"""Escape HTML, turn `code` spans into <code> and ``$math$`` into ``\(math\)``.
 
-    ``\(...\)`` is what MathJax 3 (the book's) and Jupyter both typeset by default; ``$`` is not."""
+    ``\(...\)`` is what MathJax 3 (the book's) and Jupyter both typeset by default; ``$`` is not.
+    """
     s = re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(s, quote=False))
     return re.sub(r"\$([^$]+)\$", lambda m: f"\\({m[1]}\\)", s)
 
@@ -107,7 +108,7 @@ def validate_questions(questions) -> list[dict]:
 
 
 def quiz_html(questions, key: str) -> str:
-    """The quiz as one self-contained HTML fragment (style, questions, inline script)."""
+    """Return the quiz as one self-contained HTML fragment (style, questions, inline script)."""
     questions = validate_questions(questions)
     if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z0-9_-]+", key):
         raise ValueError(f"key must be a non-empty str of letters, digits, '-' or '_', got {key!r}")
