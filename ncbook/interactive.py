@@ -56,7 +56,11 @@ TICK_SIZE = 12
 NARROW_PX = 600
 
 #: Height in px that each stacked panel gets on a narrow screen (3-D scenes a little more).
-PANEL_PX = {"xy": 320, "scene": 380}
+PANEL_PX = {"xy": 260, "scene": 300}
+
+#: At most this tall (px) on a narrow screen: panels, slider and buttons fit on one phone screen
+#: (about 390 x 844 px, less the page header), so a control and what it moves are seen together.
+NARROW_MAX_PX = 840
 
 #: How much lower (px) the slider and buttons sit on a narrow screen, clear of the axis title.
 CONTROLS_SHIFT_PX = 30
@@ -218,7 +222,8 @@ def narrow_layout(fig) -> dict | None:
 
     A figure of ``plotly.subplots.make_subplots`` with ``n >= 2`` columns of panels is
     cramped below :data:`NARROW_PX`: each panel gets about :math:`390/n` px. Stacked, each panel
-    takes the full width and ``PANEL_PX`` of height; the figure grows by the difference.
+    takes the full width and about ``PANEL_PX`` of height; the figure grows by the difference, up
+    to ``NARROW_MAX_PX`` so that the panels and their controls fit on one phone screen.
     Annotations placed in paper coordinates inside a column (titles of panels) move with their
     panel; those of the controls (``name="ncbook-control"``) stay. Slider step labels that would
     overlap at phone width (more than 6 steps) are hidden; the current value stays written above
@@ -243,14 +248,15 @@ def narrow_layout(fig) -> dict | None:
     kinds = [max((p["kind"] for p in panels if (round(p["x"][0], 6), round(p["x"][1], 6)) == c),
                  key=lambda k: PANEL_PX[k]) for c in columns]
     heights = [PANEL_PX[k] for k in kinds]
-    gap = 90  # px between two stacked panels: the x-axis title of the upper one
+    gap = 75  # px between two stacked panels: the x-axis title of the upper one
     area = sum(heights) + gap * (len(columns) - 1)
     # what is not panels: the title and legend above (one legend entry a line on a phone, at
     # worst), the slider and buttons below
     entries = sum(1 for t in fig.data if t.visible is not False and t.showlegend is not False
                   and t.name and not (t.type == "surface" and t.showlegend is None))
     controls = (230 if layout.get("updatemenus") else 0) or (120 if layout.get("sliders") else 50)
-    out = {"height": int(area + controls + CONTROLS_SHIFT_PX + 50 + 24 * entries)}
+    out = {"height": min(int(area + controls + CONTROLS_SHIFT_PX + 50 + 20 * entries),
+                         NARROW_MAX_PX)}
     top, spans = area, []
     for h in heights:  # paper coordinates, from the top
         spans.append([round((top - h) / area, 4), round(top / area, 4)])
