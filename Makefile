@@ -8,6 +8,8 @@ STAMP   := $(VENV)/.installed-$(shell cat constraints.txt pyproject.toml | cksum
 ASSETS  := _assets/.fetched-v3
 EXTRAS  := widgets,data,book,course,dev
 REPORT  := --cov=ncbook --cov-report=term:skip-covered --durations=10
+# Two pytest workers (pytest-xdist): one per core; the book is built once, by whichever needs it first.
+WORKERS ?= -n 2
 export NCBOOK_FAST ?= 1
 export HYPOTHESIS_PROFILE ?= ci
 
@@ -19,11 +21,11 @@ book: setup
 
 test: setup browser
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest $(REPORT)
+	$(BIN)/python -m pytest $(WORKERS) $(REPORT)
 
 check: setup
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -m "not slow and not browser" $(REPORT)
+	$(BIN)/python -m pytest $(WORKERS) -m "not slow and not browser" $(REPORT)
 
 setup: $(STAMP) $(ASSETS)
 

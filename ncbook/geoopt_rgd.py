@@ -281,13 +281,13 @@ def geoopt_stepper(points, egrad_fn, *, loss_fn=None, optimizer="sgd", lr, scale
             f = f.detach()
         with torch.no_grad():
             rg = tuple(p.grad if tangent_grads else manifold.egrad2rgrad(p, p.grad) for p in params)
-        return stepsize.Iterate.make(tuple(p.detach() for p in params), f, rg, ones)
+        return stepsize.Iterate.make(tuple(p.detach() for p in params), f, rg, ones, slope=False)
 
     start = evaluate()
     nd = start.f.ndim
     if any(p.ndim <= nd or tuple(p.shape[:nd]) != tuple(start.f.shape) for p in params):
         raise ValueError(f"the loss has batch shape {tuple(start.f.shape)}; every block must start with it")
-    if not bool(torch.isfinite(start.f).all()) or not bool(torch.isfinite(start.gnorm).all()):
+    if not rgd.all_finite(start):
         raise ValueError("the loss or its gradient is not finite at the starting point")
 
     def advance(it, active):

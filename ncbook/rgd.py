@@ -62,10 +62,11 @@ from ._checks import (
     check_tolerance,
     check_unit_rows,
 )
-from .stepsize import DEFAULTS, Iterate
+from .stepsize import DEFAULTS, Iterate, every, some
 
 __all__ = ["RULES", "History", "StoppingTest", "step", "run", "iterate", "rgd_stepper", "first_iterate",
-           "batch_value", "roundoff", "retract_blocks", "record_array"]
+           "batch_value", "roundoff", "retract_blocks", "record_array", "all_finite",
+           "step_fits"]
 
 #: Step-size rules accepted by :func:`run` (the classes are in :mod:`ncbook.stepsize`).
 RULES = tuple(stepsize.RULES)
@@ -207,7 +208,7 @@ class StoppingTest:
 
     def below_floor(self, it: Iterate, t: int) -> None:
         """Raise :class:`ValueError` if a gap is negative beyond round-off (``f_opt`` is no lower bound)."""
-        if self.f_low is not None and bool((it.f < self.f_low).any()):
+        if self.f_low is not None and some(it.f < self.f_low):
             self.refuse(float((it.f - self.f_opt).min()), t)
 
     def check_history(self, losses: np.ndarray) -> None:
@@ -216,7 +217,8 @@ class StoppingTest:
             return
         low = self.f_low.cpu().numpy()
         with np.errstate(invalid="ignore"):
-            bad = np.argwhere(losses < low)
+            below = losses < low
+            bad = np.argwhere(below) if below.any() else ()
         if len(bad):
             t = int(bad[0][0])
             self.refuse(float(np.nanmin(losses[t] - self.f_opt.cpu().numpy())), t)
@@ -373,8 +375,6 @@ def first_iterate(fg, points, scales) -> Iterate:
     f, g = fg(tuple(points))
     if len(g) != len(points):
         raise ValueError(f"the Riemannian gradient must have one tensor per block ({len(points)}), got {len(g)}")
-    if not bool(torch.isfinite(f).all()) or not all(bool(torch.isfinite(gi).all()) for gi in g):
-        raise ValueError("the loss or its gradient is not finite at the starting point")
     nd = f.ndim
     for i, (x, gi) in enumerate(zip(points, g)):
         if x.ndim <= nd or tuple(x.shape[:nd]) != tuple(f.shape):
@@ -383,7 +383,30 @@ def first_iterate(fg, points, scales) -> Iterate:
                 "each block must start with the batch dimensions")
         if gi.shape != x.shape:
             raise ValueError(f"rgrad block {i} has shape {tuple(gi.shape)}, expected {tuple(x.shape)}")
-    return Iterate.make(points, f, g, scales)
+    it = Iterate.make(points, f, g, scales)
+    if not all_finite(it):
+        raise ValueError("the loss or its gradient is not finite at the starting point")
+    return it
+
+
+def step_fits(a, gnorm: torch.Tensor, too_long: float) -> bool:
+    """Whether ``a * gnorm < too_long`` for every run (``a`` a number or per-run tensor; one host read)."""
+    if isinstance(a, torch.Tensor):
+        longest = a * gnorm
+        return float(longest if longest.ndim == 0 else longest.max()) < too_long
+    return float(gnorm if gnorm.ndim == 0 else gnorm.max()) * a < too_long
+
+
+def all_finite(it: Iterate) -> bool:
+    """Whether the loss and the gradient norm of every run are finite (one host read in the common case).
+
+    A sum of finite numbers is finite unless it overflows; only then are the entries tested one by one.
+    The gradient norm is finite exactly when every entry of the gradient is (or overflows: refused too).
+    """
+    if it.f.ndim == 0:  # two plain reads
+        return math.isfinite(float(it.f)) and math.isfinite(float(it.gnorm))
+    return math.isfinite(float((it.f + it.gnorm).sum())) or (
+        every(torch.isfinite(it.f)) and every(torch.isfinite(it.gnorm)))
 
 
 def batch_value(v, f: torch.Tensor, name: str):
@@ -415,6 +438,9 @@ def record_array(values: list, empty_shape: tuple, bshape: tuple, dtype) -> np.n
     """
     if not values:
         return np.zeros(empty_shape)
+    if not any(isinstance(v, torch.Tensor) for v in values):  # plain numbers: no tensor per value
+        return np.broadcast_to(np.asarray(values, dtype=np.float64).reshape((-1,) + (1,) * len(bshape)),
+                               (len(values),) + tuple(bshape)).copy()
     values = [v if isinstance(v, torch.Tensor) else torch.full(bshape, v, dtype=dtype) for v in values]
     return torch.stack(values).cpu().numpy().astype(np.float64)
 
@@ -427,7 +453,7 @@ def retract_blocks(x: tuple, g: tuple, a, scales: tuple) -> tuple:
             v = torch.addcmul(xi, gi, a.reshape(a.shape + (1,) * (xi.ndim - a.ndim)), value=-si)
         else:
             v = torch.add(xi, gi, alpha=-a * si)
-        out.append(v / torch.linalg.vector_norm(v, dim=-1, keepdim=True))
+        out.append(v.div_(torch.linalg.vector_norm(v, dim=-1, keepdim=True)))
     return tuple(out)
 
 
@@ -443,8 +469,7 @@ def rgd_stepper(fg, rule: stepsize.StepRule, start: Iterate, scales: tuple):
     def advance(it, active):
         def trial(a):
             # a step so long that |x - a s g|^2 overflows would leave zero or NaN rows: refuse it first
-            short = it.gnorm < too_long / a if not isinstance(a, torch.Tensor) else a * it.gnorm < too_long
-            if not bool(short.all() if short.ndim else short):
+            if not step_fits(a, it.gnorm, too_long):
                 raise ValueError(f"the RGD step overflows: lr (or the step size its rule reached, "
                                  f"{float(torch.as_tensor(a).max()):.3g}) times the gradient norm is too large; "
                                  "use a smaller lr")
@@ -507,9 +532,7 @@ def iterate(advance, start: Iterate, *, steps: int, stop: StoppingTest, callback
         if partial:
             new = new.where(active, it)
         # NaN or inf must never pass silently (a negative gap is checked on the record at the end)
-        ok = torch.isfinite(new.f + new.gnorm) if step_checked else \
-            (a * it.gnorm < too_long) & torch.isfinite(new.f + new.gnorm)
-        if not bool(ok.all() if batched else ok):
+        if not all_finite(new) or not (step_checked or step_fits(a, it.gnorm, too_long)):
             raise ValueError(f"{rule} diverged at step {t + 1}: the step overflowed or the loss or gradient is no "
                              "longer finite; use a smaller lr (or a smaller tau, or a rule with a line search)")
         it = new
@@ -522,7 +545,7 @@ def iterate(advance, start: Iterate, *, steps: int, stop: StoppingTest, callback
             gnorms.append(it.gnorm)
             alphas.append(a)
         times.append(time.perf_counter() - t0)
-    done = stop.done(it)
+    # the loop always ends right after the test at the final iterate: ``done`` is that test
     converged = torch.zeros_like(active) if done is None else done
     loss = record_array(losses, (1,) + bshape, bshape, it.f.dtype)
     stop.check_history(loss)

@@ -10,6 +10,7 @@ Introduced in: chapter 03 (RGD by hand), used again in chapters 04-07.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import time
@@ -335,13 +336,13 @@ def _log_objective(fg):
 
 def _certify(res: SolveResult, stop_met) -> SolveResult:
     """Fill in the geometry (NC1-NC3, angle to the nearest ETF) and let it confirm or refuse convergence."""
+    nc1, nc2, nc3, angle = _geometry(res.W, res.H, res.K, res.n)
     runs = res.unbatch()
     geo_tol = GEOMETRY_TOL[res.W.dtype]
     met = np.atleast_1d(np.asarray(stop_met))
     for b, r in enumerate(runs):
-        stats = metrics.ClassStats(res.K, res.d, device=r.H.device).update(r.H, r.y)
-        r.nc1, r.nc2, r.nc3 = stats.nc1(), metrics.nc2(r.W), stats.nc3(r.W)
-        r.etf_angle = etf.angle_to_simplex_etf(r.W) if res.d >= res.K - 1 else None
+        r.nc1, r.nc2, r.nc3 = nc1[b], nc2[b], nc3[b]
+        r.etf_angle = angle[b] if angle is not None else None
         geometry = [r.nc1, r.nc2, r.nc3, r.etf_angle] if r.etf_angle is not None else None
         if not met[b]:
             grew = r.loss[-1] > r.loss[0]
@@ -365,6 +366,80 @@ def _certify(res: SolveResult, stop_met) -> SolveResult:
         setattr(res, name, np.array([np.nan if getattr(r, name) is None else getattr(r, name) for r in runs]))
     res.reason = tuple(r.reason for r in runs)
     return res
+
+
+def _geometry(W: torch.Tensor, H: torch.Tensor, K: int, n: int):
+    r"""NC1, NC2, NC3 and the angle to the nearest simplex ETF of every run at once (lists of floats).
+
+    The values are those of :meth:`ncbook.metrics.ClassStats.nc1`, :func:`ncbook.metrics.nc2`,
+    :meth:`ncbook.metrics.ClassStats.nc3` and :func:`ncbook.etf.angle_to_simplex_etf` (float64), for the
+    balanced class-major labels of :func:`solve`, computed for the whole batch with cheaper exact formulas:
+
+    * class means :math:`M` ``(K, d)`` are a reshape and a mean of ``H``; :math:`C = H - M_{y}`;
+    * NC1 :math:`= \frac1K\operatorname{tr}(\Sigma_W\Sigma_B^+)` through the ``(K, K)`` Gram
+      :math:`\tilde M\tilde M^\top = U\Lambda U^\top` of the centred means instead of the ``(d, d)``
+      :math:`\Sigma_B = \tilde M^\top\tilde M/K`: their nonzero eigenvalues agree up to the factor
+      :math:`K`, and :math:`\mathrm{NC1} = \sum_j u_j^\top A u_j/\lambda_j^2` with
+      :math:`A = \tilde M \Sigma_W \tilde M^\top = (C\tilde M^\top)^\top(C\tilde M^\top)/N` (same cut-off
+      of small eigenvalues, ``max(d, K) * eps`` times the largest);
+    * the nearest ETF is the Procrustes solution :math:`F P Q^\top` with the SVD
+      :math:`F^\top W = P S Q^\top` of a ``(K-1, d)`` matrix, :math:`F` the ETF frame in :math:`\mathbb R^{K-1}`.
+
+    Returns ``(nc1, nc2, nc3, angle)``: lists with one float per run (``angle`` is None when ``d < K-1``).
+    """
+    f64 = torch.float64
+    dtype = W.dtype
+    if dtype != f64 or W.device.type != "cpu":
+        W, H = (v.detach().to(device="cpu", dtype=f64) for v in (W, H))
+    lead = W.shape[:-2]
+    d = W.shape[-1]
+    N = K * n
+    Hr = H.reshape(lead + (K, n, d))
+    M = Hr.sum(-2).div_(n)  # class means (..., K, d)
+    Mc = M - M.sum(-2, keepdim=True).div_(K)  # centred (balanced classes: mu_G is the mean of the class means)
+    C = Hr - M.unsqueeze(-2)  # features around their class mean
+    CM = torch.matmul(C.reshape(lead + (N, d)), Mc.mT)  # (h_i - mu_{y_i})^T mu~_k, (..., N, K)
+    lam, U = torch.linalg.eigh(torch.matmul(Mc, Mc.mT))  # K * the eigenvalues of Sigma_B
+    top = lam[..., -1:]
+    keep = lam > (max(d, K) * torch.finfo(f64).eps) * top
+    uAu = torch.matmul(CM, U).square().sum(-2)  # u_j^T (N A) u_j, A = M~ Sigma_W M~^T
+    F, Ft, E = _etf_frame(K)
+    # NC2 and NC3 together: the Grams W W^T and W M^T side by side, (..., 2, K, K)
+    G = torch.matmul(W, torch.cat((W, M), -2).mT).unflatten(-1, (2, K)).movedim(-2, -3)
+    G_norm = torch.linalg.matrix_norm(G)
+    # per run: N * NC1, NC2, NC3, the top eigenvalue, ||C||, tr(M~ M~^T), ||W W^T||, ||W M^T|| (, angle)
+    rows = [torch.where(keep, uAu / lam.square(), 0.0).sum(-1, keepdim=True),
+            torch.linalg.matrix_norm(G / G_norm.unsqueeze(-1).unsqueeze(-1) - E), top,
+            torch.linalg.vector_norm(C, dim=(-3, -2, -1)).unsqueeze(-1), lam.sum(-1, keepdim=True), G_norm]
+    if d >= K - 1:
+        P, _, Qh = torch.linalg.svd(torch.matmul(Ft, W), full_matrices=False)
+        near = torch.matmul(torch.matmul(F, P), Qh)  # nearest simplex ETF, rows in the order of W
+        if dtype != f64:  # etf.nearest_simplex_etf returns it in W's dtype
+            near = near.to(dtype).to(f64)
+        cos = torch.linalg.vecdot(W, near)
+        sin = torch.linalg.vector_norm(torch.addcmul(W, cos.unsqueeze(-1), near, value=-1), dim=-1)
+        rows.append(torch.atan2(sin, cos).amax(-1, keepdim=True))  # scale-free: rows need not be exactly unit
+    out = torch.cat(rows, -1).reshape(-1, 8 + (d >= K - 1)).T.tolist()  # one host transfer
+    nc1, nc2, nc3, top, c_norm, lam_sum, gw, gm = out[:8]
+    # the zero test of metrics.ClassStats.nc1, relative to the spread tr(Sigma_W) + tr(Sigma_B)
+    if not all(t > 1e-28 * max(c * c / N + s / K, 1e-300) and t > 0 for t, c, s in zip(top, c_norm, lam_sum)):
+        raise ValueError("the between-class covariance is zero (all class means coincide), so NC1 is undefined")
+    if not all(v > 0 for v in gw):
+        raise ValueError("the Gram matrix W @ W.T is the zero matrix, so its distance to the ETF is undefined")
+    if not all(v > 0 for v in gm):
+        raise ValueError("W @ M.T (classifier W against the class means of H) is the zero matrix, so its distance "
+                         "to the ETF is undefined")
+    return [max(0.0, v / N) for v in nc1], nc2, nc3, (out[8] if d >= K - 1 else None)
+
+
+@functools.lru_cache(maxsize=64)
+def _etf_frame(K: int) -> tuple:
+    """The simplex ETF ``F`` ``(K, K-1)`` in R^{K-1}, its transpose, and the target Gram ``E`` of the NC metrics.
+
+    Float64 on the CPU; cached: they depend on K only.
+    """
+    F = etf.simplex_etf(K, K - 1, dtype=torch.float64)
+    return F, F.T.contiguous(), metrics.etf_target(K)
 
 
 def _pick(v, b):

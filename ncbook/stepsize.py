@@ -31,7 +31,7 @@ import torch
 from ._checks import check_integer, check_positive_real, check_real
 
 __all__ = ["DEFAULTS", "Iterate", "StepRule", "Fixed", "Armijo", "BarzilaiBorwein", "make_rule", "RULES",
-           "block_inner"]
+           "block_inner", "block_norm", "inner", "every", "some"]
 
 #: Default constants of the line searches, defined here once (``rgd.run`` and ``solve`` use them).
 DEFAULTS = {"c": 1e-4, "shrink": 0.5, "max_backtracks": 40, "lr_min": 1e-12, "lr_max": 1e6, "nonmonotone": 0.85}
@@ -41,9 +41,34 @@ def block_inner(u: tuple, v: tuple, weights, nd: int) -> torch.Tensor:
     r""":math:`\sum_i w_i \langle u_i, v_i\rangle` per run: a tensor of the batch shape (the first ``nd`` axes)."""
     total = None
     for ui, vi, wi in zip(u, v, weights):
-        term = torch.linalg.vecdot(ui.flatten(nd), vi.flatten(nd))
-        total = term * wi if total is None else total + term * wi
+        term = inner(ui, vi, nd)
+        total = term * wi if total is None else torch.add(total, term, alpha=wi)
     return total
+
+
+def inner(u: torch.Tensor, v: torch.Tensor, nd: int) -> torch.Tensor:
+    r""":math:`\langle u, v\rangle` over all but the first ``nd`` (batch) axes: a tensor of the batch shape.
+
+    One kernel: ``torch.dot`` for a single run, a sum of products over the trailing axes for a batch.
+    """
+    if nd == 0:
+        return torch.dot(u, v) if u.ndim == 1 else torch.dot(u.reshape(-1), v.reshape(-1))
+    return torch.linalg.vecdot(u.flatten(nd), v.flatten(nd))
+
+
+def block_norm(u: torch.Tensor, nd: int) -> torch.Tensor:
+    r""":math:`\lVert u\rVert` over all but the first ``nd`` (batch) axes: a tensor of the batch shape (one kernel)."""
+    return torch.linalg.vector_norm(u) if nd == 0 else torch.linalg.vector_norm(u, dim=tuple(range(nd, u.ndim)))
+
+
+def every(mask: torch.Tensor) -> bool:
+    """Whether every entry of a bool tensor of the batch shape is True (one host sync, no reduction for ``()``)."""
+    return bool(mask) if mask.ndim == 0 else bool(mask.all())
+
+
+def some(mask: torch.Tensor) -> bool:
+    """Whether some entry of a bool tensor of the batch shape is True (one host sync, no reduction for ``()``)."""
+    return bool(mask) if mask.ndim == 0 else bool(mask.any())
 
 
 @dataclass
@@ -56,8 +81,8 @@ class Iterate:
         The blocks of the point and of its Riemannian gradient (same shapes).
     f : Tensor
         The loss, of the batch shape ``()`` or ``(B,)``.
-    sq : tuple of Tensor
-        :math:`\lVert g_i\rVert^2` per block, each of the batch shape.
+    norms : tuple of Tensor
+        :math:`\lVert g_i\rVert` per block, each of the batch shape.
     gnorm : Tensor
         :math:`\lVert g\rVert` (product metric).
     gSg : Tensor
@@ -67,7 +92,7 @@ class Iterate:
     x: tuple
     f: torch.Tensor
     g: tuple
-    sq: tuple
+    norms: tuple
     gnorm: torch.Tensor
     gSg: torch.Tensor | None
 
@@ -75,13 +100,16 @@ class Iterate:
     def make(cls, x, f, g, scales, *, slope: bool = True) -> Iterate:
         """Build an iterate, computing the norms from the gradient blocks (``gSg`` only if ``slope``)."""
         nd = f.ndim
-        sq = tuple(torch.linalg.vecdot(gi.flatten(nd), gi.flatten(nd)) for gi in g)
-        total = sq[0] if len(sq) == 1 else sum(sq[1:], sq[0])
+        norms = tuple(block_norm(gi, nd) for gi in g)
+        gnorm = norms[0]
+        for q in norms[1:]:
+            gnorm = torch.hypot(gnorm, q)
         gSg = None
         if slope:
-            gSg = total if all(s == 1.0 for s in scales) else sum(q * s for q, s in zip(sq[1:], scales[1:])) + \
-                sq[0] * scales[0]
-        return cls(x=tuple(x), f=f, g=tuple(g), sq=sq, gnorm=total.sqrt(), gSg=gSg)
+            gSg = norms[0].square() if scales[0] == 1.0 else norms[0].square().mul_(scales[0])
+            for q, s in zip(norms[1:], scales[1:]):
+                gSg = torch.addcmul(gSg, q, q, value=s)
+        return cls(x=tuple(x), f=f, g=tuple(g), norms=norms, gnorm=gnorm, gSg=gSg)
 
     def where(self, mask: torch.Tensor, other: Iterate) -> Iterate:
         """Per run: this iterate where ``mask`` is True, ``other`` elsewhere (frozen runs keep theirs)."""
@@ -91,7 +119,7 @@ class Iterate:
             return torch.where(mask.reshape(mask.shape + (1,) * (a.ndim - nd)), a, b)
 
         return Iterate(x=tuple(map(pick, self.x, other.x)), f=pick(self.f, other.f),
-                       g=tuple(map(pick, self.g, other.g)), sq=tuple(map(pick, self.sq, other.sq)),
+                       g=tuple(map(pick, self.g, other.g)), norms=tuple(map(pick, self.norms, other.norms)),
                        gnorm=pick(self.gnorm, other.gnorm),
                        gSg=None if self.gSg is None else pick(self.gSg, other.gSg))
 
@@ -163,6 +191,7 @@ class Armijo(StepRule):
         rtol = 1e-10 if it.f.dtype == torch.float64 else 1e-5
         self.flat = rtol * it.f.abs().clamp_min(self.flat_floor)
         self.reference = it.f
+        self.zero_inf = torch.tensor([0.0, math.inf], dtype=it.f.dtype, device=it.f.device).unbind()
 
     def first_trial(self, it):
         """Return the first trial step per run: ``lr`` at first, then ``2 * alpha`` clipped to ``[lr_min, lr_max]``."""
@@ -181,12 +210,12 @@ class Armijo(StepRule):
         for evals in range(1, self.max_backtracks + 2):
             new = trial(a)
             ok = new.f <= torch.addcmul(self.reference, a, it.gSg, value=-self.c)
-            flat = (new.f - it.f).abs() <= self.flat
-            if bool(flat.any()):
+            flat = torch.sub(new.f, it.f).abs_() <= self.flat
+            if some(flat):
                 ok = torch.where(flat, self.flat_test(it, new), ok)
             if active is not None:  # None: every run is active
                 ok = ok | ~active
-            if bool(ok.all()) or evals == self.max_backtracks + 1:
+            if every(ok) or evals == self.max_backtracks + 1:
                 break
             a = torch.where(ok, a, a * self.shrink)
         self.after(it, new, a)
@@ -239,10 +268,10 @@ class BarzilaiBorwein(Armijo):
     def after(self, it, new, a):
         """Set the next BB step (clipped, alternating long and short) and update the Zhang-Hager average :math:`C`."""
         self.first = False
-        self.alpha = self.next_step(it, new, a).clamp(self.lr_min, self.lr_max)
+        self.alpha = self.next_step(it, new, a).clamp_(self.lr_min, self.lr_max)
         self.long = not self.long
         Q_new = self.nonmonotone * self.Q + 1
-        self.reference = (self.nonmonotone * self.Q * self.reference + new.f) / Q_new
+        self.reference = torch.add(new.f, self.reference, alpha=self.nonmonotone * self.Q).div_(Q_new)
         self.Q = Q_new
 
     def next_step(self, it, new, a):
@@ -252,21 +281,24 @@ class BarzilaiBorwein(Armijo):
         :math:`\lVert P g\rVert^2 = \lVert g\rVert^2 - \sum_{\text{rows}} (x^{+\top} g)^2`.
         """
         nd = it.f.ndim
-        sSs = sggn = None  # sum_i s_i ||P g_i||^2 and sum_i s_i <g_i, g+_i>
-        for xn, gi, gn, g2, si in zip(new.x, it.g, new.g, it.sq, self.scales):
-            radial = (xn * gi).sum(-1, keepdim=True)  # x+^T g per row: what the transport removes
-            r = radial.flatten(nd)
-            pg2 = g2 - torch.linalg.vecdot(r, r)  # ||P g||^2
-            ggn = torch.linalg.vecdot(gi.flatten(nd), gn.flatten(nd))  # <P g, g+> = <g, g+>
-            sSs = pg2 * si if sSs is None else torch.add(sSs, pg2, alpha=si)
-            sggn = ggn * si if sggn is None else torch.add(sggn, ggn, alpha=si)
+        r2 = sggn = None  # sum_i s_i sum_rows (x+^T g_i)^2 and sum_i s_i <g_i, g+_i>
+        for xn, gi, gn, si in zip(new.x, it.g, new.g, self.scales):
+            radial = torch.linalg.vecdot(xn, gi)  # x+^T g per row: what the transport removes
+            q = radial.square() if radial.ndim == nd else inner(radial, radial, nd)
+            ggn = inner(gi, gn, nd)  # <P g, g+> = <g, g+>
+            if r2 is None:
+                r2, sggn = (q, ggn) if si == 1.0 else (q * si, ggn * si)
+            else:
+                r2, sggn = torch.add(r2, q, alpha=si), torch.add(sggn, ggn, alpha=si)
+        sSs = it.gSg - r2  # sum_i s_i ||P g_i||^2
         sy = sSs - sggn  # <s, y> / a
+        zero, inf = self.zero_inf
         if self.long:  # a <s, S^-1 s> / <s, y>, both over a^2 and a
-            step = torch.where(sy > 0, a * sSs / sy, math.inf)
+            step = torch.where(sy > zero, torch.div(sSs, sy).mul_(a), inf)
         else:  # <y, S y> = <g+, S g+> - 2 <g+, S P g> + <P g, S P g>
             ySy = torch.add(new.gSg + sSs, sggn, alpha=-2.0)
-            step = torch.where((sy > 0) & (ySy > 0), a * sy / ySy, math.inf)
-        return torch.nan_to_num(step, nan=math.inf)
+            step = torch.where(torch.minimum(sy, ySy) > zero, torch.div(sy, ySy).mul_(a), inf)
+        return torch.nan_to_num_(step, nan=math.inf)
 
 
 #: Rule names accepted by :func:`make_rule` (and ``rgd.run(rule=...)``).

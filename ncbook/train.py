@@ -195,7 +195,7 @@ class TrainConfig:
         return epoch % (self.checkpoint_every or self.eval_every) == 0 or epoch == self.epochs
 
     def to_dict(self) -> dict:
-        """Return the settings as a dict (:func:`dataclasses.asdict`); :meth:`from_dict` reads it back."""
+        """Return the settings as a dict (``dataclasses.asdict``); :meth:`from_dict` reads it back."""
         return dataclasses.asdict(self)
 
     @classmethod

@@ -204,17 +204,20 @@ def fused_objective(y, K, tau, dtype, *, riemannian=True):
     no_shift = 2 * tau_max < 0.9 * math.log(torch.finfo(dtype).max)
     tz = tau.reshape(-1, 1, 1) if batched else tau  # tau against the (B, N, K) cosines
     tn = tz / N
-    idx = y.reshape(N, 1)
+    index = {2: y.reshape(N, 1)}  # the label index of gather, per number of axes of the cosines
 
     def fg(points):
         W, H = points
         X = torch.matmul(H, W.mT)  # cosines (..., N, K)
         if no_shift:
-            xy = X.gather(-1, idx.expand(X.shape[:-1] + (1,)))  # x_{i, y_i}
-            E = torch.exp((X - xy) * tz).masked_fill_(Ymask, 0.0)  # e^{D_ij}, j != y_i
+            idx = index.get(X.ndim)
+            if idx is None or idx.shape[:-1] != X.shape[:-1]:
+                idx = index[X.ndim] = index[2].expand(X.shape[:-1] + (1,))
+            xy = X.gather(-1, idx)  # x_{i, y_i}
+            E = torch.sub(X, xy).mul_(tz).exp_().masked_fill_(Ymask, 0.0)  # e^{D_ij}, j != y_i
             s = E.sum(-1, keepdim=True)
-            f = torch.log1p(s).mean((-2, -1))
-            G = torch.addcmul(E, Y, s, value=-1).mul_(tn / (1 + s))  # (tau/N)(P - Y)
+            f = torch.log1p(s).sum((-2, -1)).div_(N)
+            G = E.addcmul_(Y, s, value=-1).mul_(tn).div_(s + 1)  # (tau/N)(P - Y)
         else:
             rows, PY = cross_entropy_rows(X * tz, Ymask)
             f = rows.mean(-1)
@@ -239,5 +242,6 @@ def __getattr__(name):
     if name in _LAZY:
         from . import solve as solve_module
 
-        return getattr(solve_module, name)
+        value = globals()[name] = getattr(solve_module, name)  # found once: later look-ups skip this hook
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

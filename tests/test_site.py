@@ -263,6 +263,13 @@ def test_page_reads_well(browser, site, doc, width):
                 .filter(m => m.scrollWidth > m.clientWidth + 2 && getComputedStyle(m).overflowX !== 'auto')
                 .length""")
             assert not clipped, f"{doc}: {clipped} long equations run off the phone screen"
+            # on a phone nothing may widen the page itself: wide content scrolls in its own box
+            wide = page.evaluate("""() => Array.from(document.querySelectorAll('main *'))
+                .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1
+                             && !e.closest('pre, table, mjx-container, .math, .ncbook-plotly, .cell_output'))
+                .slice(0, 5).map(e => e.tagName + '.' + e.className)""")
+            overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 1, f"{doc}: the page scrolls sideways on a phone by {overflow}px: {wide}"
         if re.match(r"book/\d\d_", doc):
             _check_interactive_figures(page, doc, width)
             if width == 1366:

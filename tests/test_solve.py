@@ -101,3 +101,20 @@ def test_nearest_etf_of_an_etf_is_itself():
     assert etf.angle_to_simplex_etf(W) < 1e-7
     far = torch.randn(5, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     assert 0.1 < etf.angle_to_simplex_etf(far) <= math.pi
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("K, d, n, tau, steps", [(5, 6, 3, 3.0, None), (5, 6, 3, [3.0, 1.0], 4), (6, 3, 3, 2.0, 2),
+                                                 (3, 4, 2, 1.0, 0)])
+def test_certificate_values_are_the_metrics_of_the_final_point(K, d, n, tau, steps, dtype):
+    """The batched certificate computes NC1-NC3 and the ETF angle as ncbook.metrics and ncbook.etf do."""
+    res = ufm.solve(K, d, n, tau, steps=steps, dtype=dtype, seed=[0, 1] if isinstance(tau, list) else 2)
+    for r in res.unbatch():
+        stats = metrics.ClassStats(K, d).update(r.H, r.y)
+        assert r.nc1 == pytest.approx(stats.nc1(), rel=1e-9, abs=1e-30)
+        assert r.nc2 == pytest.approx(metrics.nc2(r.W), rel=1e-9, abs=1e-14)
+        assert r.nc3 == pytest.approx(stats.nc3(r.W), rel=1e-9, abs=1e-14)
+        if d >= K - 1:
+            assert r.etf_angle == pytest.approx(etf.angle_to_simplex_etf(r.W), rel=1e-9, abs=1e-12)
+        else:
+            assert r.etf_angle is None
