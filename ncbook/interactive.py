@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import sys
 import uuid
 from collections.abc import Callable, Sequence
@@ -64,6 +65,8 @@ NARROW_MAX_PX = 840
 
 #: How much lower (px) the slider and buttons sit on a narrow screen, clear of the axis title.
 CONTROLS_SHIFT_PX = 30
+#: Longest title line on a phone (characters of a 14 px title at 390 px).
+NARROW_TITLE_CHARS = 42
 
 #: Trace properties a slider step may replace (data, labels and colours; never the trace type).
 DATA_KEYS = ("x", "y", "z", "u", "v", "w", "text", "name", "marker.color", "marker.size",
@@ -77,7 +80,7 @@ def _go():
 
 
 def class_colors(K: int) -> list[str]:
-    """The class colours of :func:`ncbook.plotting.class_colors`, as ``"#rrggbb"`` strings."""
+    """Return the class colours of :func:`ncbook.plotting.class_colors` as ``"#rrggbb"`` strings."""
     from matplotlib.colors import to_hex
 
     from . import plotting
@@ -130,7 +133,7 @@ def _check_fig(fig):
 
 
 def _figure_json(fig) -> str:
-    """The figure as JSON (numpy arrays become plotly's compact typed-array form)."""
+    """Serialize the figure as JSON (numpy arrays become plotly's compact typed-array form)."""
     import plotly.io as pio
 
     return pio.to_json(fig, validate=False)
@@ -199,7 +202,7 @@ def to_html(fig, *, div_id: str | None = None) -> str:
 
 
 def _panels(layout: dict) -> list[dict]:
-    """The panels of a layout (set explicitly, as make_subplots does): one per x axis or scene.
+    """Return the panels of a layout (set explicitly, as make_subplots does): one per x axis or scene.
 
     Each is ``{"kind": "xy" | "scene", "x": [x0, x1], "keys": [layout keys of its domains]}``;
     an x axis's y axis is the one it is anchored to.
@@ -218,16 +221,18 @@ def _panels(layout: dict) -> list[dict]:
 
 
 def narrow_layout(fig) -> dict | None:
-    r"""The layout a figure takes on a narrow screen: panels side by side stacked top to bottom.
+    r"""Return the layout a figure takes on a narrow screen: panels stacked, controls clear, title wrapped.
 
     A figure of ``plotly.subplots.make_subplots`` with ``n >= 2`` columns of panels is
     cramped below :data:`NARROW_PX`: each panel gets about :math:`390/n` px. Stacked, each panel
     takes the full width and about ``PANEL_PX`` of height; the figure grows by the difference, up
     to ``NARROW_MAX_PX`` so that the panels and their controls fit on one phone screen.
     Annotations placed in paper coordinates inside a column (titles of panels) move with their
-    panel; those of the controls (``name="ncbook-control"``) stay. Slider step labels that would
+    panel; those of the controls (``name="ncbook-control"``) stay. On a phone the x-axis title of
+    the (lowest) panel sits where the slider's label starts, so sliders and buttons move down by
+    ``CONTROLS_SHIFT_PX`` (a single-column figure grows by as much). Slider step labels that would
     overlap at phone width (more than 6 steps) are hidden; the current value stays written above
-    the slider.
+    the slider. A title longer than ``NARROW_TITLE_CHARS`` is broken into lines.
 
     Parameters
     ----------
@@ -237,10 +242,70 @@ def narrow_layout(fig) -> dict | None:
     -------
     dict or None
         ``{"height": px, "xaxis2.domain": [0, 1], "yaxis2.domain": [y0, y1], ...}`` in the dotted
-        form of ``Plotly.relayout``, or None for a figure with a single column of panels.
+        form of ``Plotly.relayout``, or None when the figure needs no change on a phone (one column
+        of panels, no controls, a short title).
     """
     _check_fig(fig)
     layout = fig.to_plotly_json()["layout"]
+    out = _stacked(fig, layout)
+    has_controls = bool(layout.get("sliders") or layout.get("updatemenus"))
+    if out is None and has_controls:
+        out = {"height": int(layout.get("height") or 460) + CONTROLS_SHIFT_PX}
+        notes = [dict(a, yshift=a.get("yshift", 0) - CONTROLS_SHIFT_PX) if a.get("name") == "ncbook-control"
+                 else a for a in layout.get("annotations", [])]
+        if notes:
+            out["annotations"] = notes
+    if out is not None:
+        out.update(_controls_down(layout))
+    title = (layout.get("title") or {}).get("text") or ""
+    wrapped = _wrap_title(title)
+    if wrapped != title:
+        out = {} if out is None else out
+        lines = wrapped.count("<br>") + 1
+        # plotly's title automargin places a multi-line, top-anchored title partly above the figure
+        # and lets the legend run into it: the top margin is set for both instead
+        rows = math.ceil(_legend_entries(fig) / 2) if layout.get("showlegend", True) else 0
+        out["height"] = out.get("height", int(layout.get("height") or 460)) + 21 * (lines - 1)
+        out.update({"title.text": wrapped, "title.automargin": False, "title.yanchor": "top",
+                    "title.y": round(1 - 12 / out["height"], 4), "margin.t": 22 + 21 * lines + 22 * rows})
+    return out
+
+
+def _legend_entries(fig) -> int:
+    """Count the traces that show in the legend (a lit sphere surface shows none by default)."""
+    return sum(1 for t in fig.data if t.visible is not False and t.showlegend is not False
+               and t.name and not (t.type == "surface" and t.showlegend is None))
+
+
+def _wrap_title(title: str, width: int | None = None) -> str:
+    """Break a plain-text title into lines of at most ``width`` characters (``<br>``, plotly's line break)."""
+    width = NARROW_TITLE_CHARS if width is None else width
+    if len(title) <= width or "<br>" in title:
+        return title
+    lines, line = [], ""
+    for word in title.split(" "):
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    return "<br>".join(lines + [line])
+
+
+def _controls_down(layout: dict) -> dict:
+    """Move sliders and buttons down by ``CONTROLS_SHIFT_PX``; hide slider step labels that would overlap."""
+    out = {}
+    for i, sl in enumerate(layout.get("sliders", [])):
+        if len(sl.get("steps", [])) > 6:
+            out[f"sliders[{i}].font.color"] = "rgba(0,0,0,0)"
+        out[f"sliders[{i}].pad.t"] = sl.get("pad", {}).get("t", 0) + CONTROLS_SHIFT_PX
+    for i, menu in enumerate(layout.get("updatemenus", [])):
+        out[f"updatemenus[{i}].pad.t"] = menu.get("pad", {}).get("t", 0) + CONTROLS_SHIFT_PX
+    return out
+
+
+def _stacked(fig, layout: dict) -> dict | None:
+    """Return the stacked layout of a figure with side-by-side panels (None for one column)."""
     panels = _panels(layout)
     columns = sorted({(round(p["x"][0], 6), round(p["x"][1], 6)) for p in panels})
     if len(columns) < 2 or any(a[1] > b[0] + 1e-9 for a, b in zip(columns, columns[1:])):
@@ -252,8 +317,7 @@ def narrow_layout(fig) -> dict | None:
     area = sum(heights) + gap * (len(columns) - 1)
     # what is not panels: the title and legend above (one legend entry a line on a phone, at
     # worst), the slider and buttons below
-    entries = sum(1 for t in fig.data if t.visible is not False and t.showlegend is not False
-                  and t.name and not (t.type == "surface" and t.showlegend is None))
+    entries = _legend_entries(fig)
     controls = (230 if layout.get("updatemenus") else 0) or (120 if layout.get("sliders") else 50)
     out = {"height": min(int(area + controls + CONTROLS_SHIFT_PX + 50 + 20 * entries),
                          NARROW_MAX_PX)}
@@ -281,18 +345,11 @@ def narrow_layout(fig) -> dict | None:
                 a["y"] = spans[j][0] + a.get("y", 0.0) * (spans[j][1] - spans[j][0])
             moved.append(a)
         out["annotations"] = moved
-    for i, sl in enumerate(layout.get("sliders", [])):
-        if len(sl.get("steps", [])) > 6:
-            out[f"sliders[{i}].font.color"] = "rgba(0,0,0,0)"
-        # the full-width lower panel's axis title sits where the slider's label starts
-        out[f"sliders[{i}].pad.t"] = sl.get("pad", {}).get("t", 0) + CONTROLS_SHIFT_PX
-    for i, menu in enumerate(layout.get("updatemenus", [])):
-        out[f"updatemenus[{i}].pad.t"] = menu.get("pad", {}).get("t", 0) + CONTROLS_SHIFT_PX
     return out
 
 
 def _wide_values(fig, narrow: dict) -> dict:
-    """The figure's own values of the keys of ``narrow`` (what a wide screen switches back to)."""
+    """Return the figure's own values of the keys of ``narrow`` (what a wide screen switches back to)."""
     layout = fig.to_plotly_json()["layout"]
     out = {}
     for key in narrow:
@@ -374,7 +431,7 @@ def controlled_figure(draw: Callable, *, values: Sequence, value_label: str,
                       options: Sequence[str] | None = None, option_label: str = "",
                       static: Sequence = (), start: int = 0, fig=None,
                       format_value: Callable = "{:g}".format):
-    r"""A figure with a slider over ``values`` and, optionally, a row of buttons over ``options``.
+    r"""Build a figure with a slider over ``values`` and, optionally, a row of buttons over ``options``.
 
     ``draw(option, value)`` (``draw(value)`` when ``options`` is None) returns a list of plotly
     traces. It is called here for every option and every value, so every frame the reader can reach
@@ -478,7 +535,7 @@ def _add(fig, trace):
 
 
 def sphere_surface(*, opacity: float = 0.35, n: int = 40, color: str = "#9db4d0"):
-    """A shaded unit sphere (plotly ``Surface``), lit so that it reads as a ball when rotated."""
+    """Draw a shaded unit sphere (plotly ``Surface``), lit so that it reads as a ball when rotated."""
     go = _go()
     if not 0.0 < opacity <= 1.0:
         raise ValueError(f"opacity must be in (0, 1], got {opacity}")
@@ -495,7 +552,7 @@ def sphere_surface(*, opacity: float = 0.35, n: int = 40, color: str = "#9db4d0"
 def curves_figure(curves: dict, *, value_label: str, xlabel: str, ylabel: str, logy: bool = True,
                   background: dict | None = None, start=None, title: str | None = None,
                   format_value: Callable = "{:g}".format, height: int = 420):
-    r"""A slider over precomputed sets of named curves: ``curves = {value: {name: y, ...}, ...}``.
+    r"""Build a slider over precomputed sets of named curves: ``curves = {value: {name: y, ...}, ...}``.
 
     Every value holds the same number of curves (the i-th keeps its colour; names may change).
     ``background`` curves (``{name: y}``) are drawn in light grey under them and never change. On

@@ -53,8 +53,10 @@ def _config(a, b, sign):
 
 
 def circle_slice(tau: float, *, sign: int = 1, n_grid: int = 121):
-    r"""Loss over the slice :math:`w_k = (\cos\theta_k, \sin\theta_k)`, :math:`\theta = (0, a, b)`,
-    :math:`h_k = \mathrm{sign}\cdot w_k` (``K = 3``, ``n = 1``, ``d = 2``).
+    r"""Compute the loss over a two-angle slice of the ``K = 3``, ``n = 1``, ``d = 2`` problem.
+
+    The slice is :math:`w_k = (\cos\theta_k, \sin\theta_k)`, :math:`\theta = (0, a, b)`,
+    :math:`h_k = \mathrm{sign}\cdot w_k`.
 
     Returns
     -------
@@ -171,8 +173,9 @@ def tangent_plane_slice(W, H, y, tau, dir1, dir2, *, extent: float = 1.5, n_grid
 
 def circle_explorer(taus=(0.5, 1.0, 2.0, 4.0, 8.0), *, n_grid: int = 73,
                     path_start=(40.0, 70.0), path_steps: int = 150):
-    r"""A plotly figure of :func:`circle_slice` with a slider for :math:`\tau` and buttons for the
-    configuration (features on, or opposite to, their classifiers).
+    r"""Build a plotly figure of :func:`circle_slice` with a slider for :math:`\tau`.
+
+    Buttons choose the configuration (features on, or opposite to, their classifiers).
 
     For every :math:`\tau` and both configurations it shows the loss over the classifier angles
     ``(a, b)``, the critical points of the full problem on the slice (:func:`slice_critical_points`,

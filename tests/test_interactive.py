@@ -222,12 +222,27 @@ def test_narrow_layout_stacks_side_by_side_panels_full_width(scene):
     assert fig.layout.sliders[0].currentvalue.font.color  # the current value stays readable
 
 
-def test_narrow_layout_keeps_few_slider_labels_and_ignores_single_panels():
+def test_narrow_layout_keeps_few_slider_labels_and_moves_a_single_panels_controls_only():
     assert "sliders[0].font.color" not in interactive.narrow_layout(_two_panels(n_steps=4))
     single = interactive.controlled_figure(lambda v: [go.Scatter(x=[0, v], y=[0, 1])], values=[1, 2],
                                            value_label="v")
-    assert interactive.narrow_layout(single) is None
-    assert "ncbook_responsive" not in _spec(interactive.to_html(single))
+    out = interactive.narrow_layout(single)
+    shift = interactive.CONTROLS_SHIFT_PX
+    assert out == {"height": (single.layout.height or 460) + shift,
+                   "sliders[0].pad.t": (single.layout.sliders[0].pad.t or 0) + shift}
+    assert "ncbook_responsive" in _spec(interactive.to_html(single))
+    plain = go.Figure(go.Scatter(x=[0, 1], y=[0, 1]), layout={"title": {"text": "short"}})
+    assert interactive.narrow_layout(plain) is None  # nothing to change on a phone
+    assert "ncbook_responsive" not in _spec(interactive.to_html(plain))
+
+
+def test_narrow_layout_wraps_a_long_title():
+    title = "simplex ETF, K = 4 in R^3: a regular tetrahedron with its features"
+    out = interactive.narrow_layout(go.Figure(layout={"title": {"text": title}}))
+    lines = out["title.text"].split("<br>")
+    assert len(lines) > 1 and max(map(len, lines)) <= interactive.NARROW_TITLE_CHARS
+    assert " ".join(lines) == title
+    assert out["title.automargin"] is False and out["margin.t"] >= 16 + 21 * len(lines)  # room for the title (and legend)
 
 
 def test_to_html_embeds_both_layouts_and_switches_below_the_narrow_width():
