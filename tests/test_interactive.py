@@ -242,7 +242,7 @@ def test_narrow_layout_wraps_a_long_title():
     lines = out["title.text"].split("<br>")
     assert len(lines) > 1 and max(map(len, lines)) <= interactive.NARROW_TITLE_CHARS
     assert " ".join(lines) == title
-    assert out["title.automargin"] is False and out["margin.t"] >= 16 + 21 * len(lines)  # room for the title (and legend)
+    assert out["title.automargin"] is False and out["margin.t"] >= 16 + 21 * len(lines)  # room for the title
 
 
 def test_to_html_embeds_both_layouts_and_switches_below_the_narrow_width():
