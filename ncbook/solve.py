@@ -274,9 +274,10 @@ def solve(K: int, d: int, n: int, tau, *, method: str = "auto", steps: int | Non
                                 floor=per_run(floor_rel))
     else:
         # ||grad f|| <= tol * f* (f* <= f: a constant and stricter form of the test relative to f)
-        stop = rgd.StoppingTest(gtol=per_run(tols) if use_g else None, ftol=per_run(tols) if use_f else None,
-                                f_opt=per_run(opt_list) if has_opt else None, relative=True,
-                                g_scale=per_run(opt_list) if has_opt else None,
+        tol_t = per_run(tols) if use_g or use_f else None  # one tensor each, shared by both tests
+        opt_t = per_run(opt_list) if has_opt else None
+        stop = rgd.StoppingTest(gtol=tol_t if use_g else None, ftol=tol_t if use_f else None,
+                                f_opt=opt_t, relative=True, g_scale=opt_t,
                                 floor=per_run([fl * o for fl, o in zip(floor_rel, opt_list)]) if has_opt else 0.0)
     scales = (1.0, float(n))
 
