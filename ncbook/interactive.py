@@ -40,6 +40,8 @@ __all__ = [
     "controlled_figure",
     "sphere_surface",
     "curves_figure",
+    "NARROW_PX",
+    "narrow_layout",
 ]
 
 #: Where the book serves plotly.js, relative to the site's ``_static/`` folder.
@@ -49,6 +51,19 @@ PLOTLY_ASSET = "plotly/plotly.min.js"
 #: figure is drawn at the width of the column, so these are the sizes the reader sees.
 FONT_SIZE = 14
 TICK_SIZE = 12
+
+#: Below this container width (CSS px) a figure with panels side by side stacks them (a phone).
+NARROW_PX = 600
+
+#: Height in px that each stacked panel gets on a narrow screen (3-D scenes a little more).
+PANEL_PX = {"xy": 260, "scene": 300}
+
+#: At most this tall (px) on a narrow screen: panels, slider and buttons fit on one phone screen
+#: (about 390 x 844 px, less the page header), so a control and what it moves are seen together.
+NARROW_MAX_PX = 840
+
+#: How much lower (px) the slider and buttons sit on a narrow screen, clear of the axis title.
+CONTROLS_SHIFT_PX = 30
 
 #: Trace properties a slider step may replace (data, labels and colours; never the trace type).
 DATA_KEYS = ("x", "y", "z", "u", "v", "w", "text", "name", "marker.color", "marker.size",
@@ -133,7 +148,13 @@ def to_html(fig, *, div_id: str | None = None) -> str:
 
     div_id = div_id or f"ncbook-plotly-{uuid.uuid4().hex[:12]}"
     height = fig.layout.height or 460
-    spec = _figure_json(fig).replace("</", "<\\/")  # never close the script tag early
+    spec = _figure_json(fig)
+    narrow = narrow_layout(fig)
+    if narrow is not None:  # the two layouts the page switches between, next to the figure
+        spec = spec[:-1] + ', "ncbook_responsive": ' + json.dumps(
+            {"narrow": narrow, "wide": _wide_values(fig, narrow), "below": NARROW_PX},
+            cls=_json_encoder()) + "}"
+    spec = spec.replace("</", "<\\/")  # never close the script tag early
     cdn = f"https://cdn.plot.ly/plotly-{get_plotlyjs_version()}.min.js"
     config = json.dumps({"responsive": True, "displaylogo": False,
                          "modeBarButtonsToRemove": ["sendDataToCloud", "lasso2d", "select2d"]})
@@ -143,8 +164,28 @@ def to_html(fig, *, div_id: str | None = None) -> str:
         f'<script type="application/json" id="{html.escape(div_id)}-spec">{spec}</script>\n'
         "<script>(function () {\n"
         f'  var id = "{div_id}", config = {config};\n'
+        "  function put(o, path, v) {  // o.a[0].b = v for path 'a[0].b'\n"
+        '    var k = path.replace(/\\[/g, ".").replace(/\\]/g, "").split("."), i;\n'
+        "    for (i = 0; i < k.length - 1; i++) { o = o[k[i]] || (o[k[i]] = {}); }\n"
+        "    o[k[k.length - 1]] = v;\n"
+        "  }\n"
         "  function draw() {\n"
         '    var s = JSON.parse(document.getElementById(id + "-spec").textContent);\n'
+        "    var div = document.getElementById(id), r = s.ncbook_responsive, mode = null;\n"
+        "    function wanted() { return r && div.clientWidth < r.below ? \"narrow\" : \"wide\"; }\n"
+        "    function apply(m) {  // panels side by side (wide) or stacked (narrow)\n"
+        "      var u = r[m], k;\n"
+        '      div.style.height = u.height + "px";\n'
+        "      if (mode === null) { for (k in u) { put(s.layout, k, u[k]); } }\n"
+        "      else { window.Plotly.relayout(div, u); }\n"
+        "      mode = m;\n"
+        "    }\n"
+        "    if (r) {\n"
+        "      apply(wanted());\n"
+        '      window.addEventListener("resize", function () {\n'
+        "        if (wanted() !== mode) { apply(wanted()); }\n"
+        "      });\n"
+        "    }\n"
         "    window.Plotly.newPlot(id, s.data, s.layout, config).then(function (gd) {\n"
         "      if (s.frames) { return window.Plotly.addFrames(gd, s.frames); }\n"
         "    });\n"
@@ -155,6 +196,115 @@ def to_html(fig, *, div_id: str | None = None) -> str:
         "         t.onload = draw; document.head.appendChild(t); }\n"
         "})();</script>"
     )
+
+
+def _panels(layout: dict) -> list[dict]:
+    """The panels of a layout (set explicitly, as make_subplots does): one per x axis or scene.
+
+    Each is ``{"kind": "xy" | "scene", "x": [x0, x1], "keys": [layout keys of its domains]}``;
+    an x axis's y axis is the one it is anchored to.
+    """
+    panels = []
+    for key, val in layout.items():
+        if key.startswith("xaxis") and isinstance(val, dict) and "domain" in val:
+            y = "yaxis" + key[len("xaxis"):]
+            y = "yaxis" + val["anchor"][1:] if str(val.get("anchor", "")).startswith("y") else y
+            panels.append({"kind": "xy", "x": list(val["domain"]), "keys": [f"{key}.domain"],
+                           "y_keys": [f"{y}.domain"] if y in layout else []})
+        elif key.startswith("scene") and isinstance(val, dict) and "x" in val.get("domain", {}):
+            panels.append({"kind": "scene", "x": list(val["domain"]["x"]),
+                           "keys": [f"{key}.domain.x"], "y_keys": [f"{key}.domain.y"]})
+    return panels
+
+
+def narrow_layout(fig) -> dict | None:
+    r"""The layout a figure takes on a narrow screen: panels side by side stacked top to bottom.
+
+    A figure of ``plotly.subplots.make_subplots`` with ``n >= 2`` columns of panels is
+    cramped below :data:`NARROW_PX`: each panel gets about :math:`390/n` px. Stacked, each panel
+    takes the full width and about ``PANEL_PX`` of height; the figure grows by the difference, up
+    to ``NARROW_MAX_PX`` so that the panels and their controls fit on one phone screen.
+    Annotations placed in paper coordinates inside a column (titles of panels) move with their
+    panel; those of the controls (``name="ncbook-control"``) stay. Slider step labels that would
+    overlap at phone width (more than 6 steps) are hidden; the current value stays written above
+    the slider.
+
+    Parameters
+    ----------
+    fig : plotly.graph_objects.Figure
+
+    Returns
+    -------
+    dict or None
+        ``{"height": px, "xaxis2.domain": [0, 1], "yaxis2.domain": [y0, y1], ...}`` in the dotted
+        form of ``Plotly.relayout``, or None for a figure with a single column of panels.
+    """
+    _check_fig(fig)
+    layout = fig.to_plotly_json()["layout"]
+    panels = _panels(layout)
+    columns = sorted({(round(p["x"][0], 6), round(p["x"][1], 6)) for p in panels})
+    if len(columns) < 2 or any(a[1] > b[0] + 1e-9 for a, b in zip(columns, columns[1:])):
+        return None  # one column, or overlapping domains (insets): nothing to stack
+    kinds = [max((p["kind"] for p in panels if (round(p["x"][0], 6), round(p["x"][1], 6)) == c),
+                 key=lambda k: PANEL_PX[k]) for c in columns]
+    heights = [PANEL_PX[k] for k in kinds]
+    gap = 75  # px between two stacked panels: the x-axis title of the upper one
+    area = sum(heights) + gap * (len(columns) - 1)
+    # what is not panels: the title and legend above (one legend entry a line on a phone, at
+    # worst), the slider and buttons below
+    entries = sum(1 for t in fig.data if t.visible is not False and t.showlegend is not False
+                  and t.name and not (t.type == "surface" and t.showlegend is None))
+    controls = (230 if layout.get("updatemenus") else 0) or (120 if layout.get("sliders") else 50)
+    out = {"height": min(int(area + controls + CONTROLS_SHIFT_PX + 50 + 20 * entries),
+                         NARROW_MAX_PX)}
+    top, spans = area, []
+    for h in heights:  # paper coordinates, from the top
+        spans.append([round((top - h) / area, 4), round(top / area, 4)])
+        top -= h + gap
+    for p in panels:
+        j = columns.index((round(p["x"][0], 6), round(p["x"][1], 6)))
+        for k in p["keys"]:
+            out[k] = [0.0, 1.0]
+        for k in p["y_keys"]:
+            out[k] = spans[j]
+    notes = layout.get("annotations", [])
+    if notes:
+        moved = []
+        for a in notes:
+            a = dict(a)
+            j = next((i for i, (x0, x1) in enumerate(columns) if x0 - 1e-9 <= a.get("x", -1) <= x1 + 1e-9), None)
+            if a.get("name") == "ncbook-control":  # the buttons' label moves with the buttons
+                a["yshift"] = a.get("yshift", 0) - CONTROLS_SHIFT_PX
+            elif a.get("xref") == "paper" and a.get("yref") == "paper" and j is not None:
+                x0, x1 = columns[j]
+                a["x"] = (a["x"] - x0) / max(x1 - x0, 1e-9)
+                a["y"] = spans[j][0] + a.get("y", 0.0) * (spans[j][1] - spans[j][0])
+            moved.append(a)
+        out["annotations"] = moved
+    for i, sl in enumerate(layout.get("sliders", [])):
+        if len(sl.get("steps", [])) > 6:
+            out[f"sliders[{i}].font.color"] = "rgba(0,0,0,0)"
+        # the full-width lower panel's axis title sits where the slider's label starts
+        out[f"sliders[{i}].pad.t"] = sl.get("pad", {}).get("t", 0) + CONTROLS_SHIFT_PX
+    for i, menu in enumerate(layout.get("updatemenus", [])):
+        out[f"updatemenus[{i}].pad.t"] = menu.get("pad", {}).get("t", 0) + CONTROLS_SHIFT_PX
+    return out
+
+
+def _wide_values(fig, narrow: dict) -> dict:
+    """The figure's own values of the keys of ``narrow`` (what a wide screen switches back to)."""
+    layout = fig.to_plotly_json()["layout"]
+    out = {}
+    for key in narrow:
+        v = layout
+        for k in key.replace("[", ".").replace("]", "").split("."):
+            if isinstance(v, list) and k.isdigit() and int(k) < len(v):
+                v = v[int(k)]
+            else:
+                v = v.get(k) if isinstance(v, dict) else None
+        out[key] = list(v) if isinstance(v, tuple) else v
+    out["height"] = int(layout.get("height") or 460)
+    return out
 
 
 def _in_colab() -> bool:
@@ -297,7 +447,7 @@ def controlled_figure(draw: Callable, *, values: Sequence, value_label: str,
     fig.update_layout(sliders=[{
         "active": start, "steps": steps, "pad": {"t": 55, "b": 10}, "y": 0, "yanchor": "top",
         "x": 0, "len": 1.0,
-        "currentvalue": {"prefix": f"{value_label} = ", "font": {"size": FONT_SIZE}},
+        "currentvalue": {"prefix": f"{value_label} = ", "font": {"size": FONT_SIZE, "color": "#222"}},
         "font": {"size": TICK_SIZE},
     }])
     if not single:
@@ -315,7 +465,7 @@ def controlled_figure(draw: Callable, *, values: Sequence, value_label: str,
             fig.layout.updatemenus[0].pad.l = 0
             fig.add_annotation(text=f"{option_label}:", x=0.0, xref="paper", xanchor="left", y=0,
                                yref="paper", yanchor="top", showarrow=False, yshift=-138,
-                               font={"size": TICK_SIZE})
+                               font={"size": TICK_SIZE}, name="ncbook-control")
     return fig
 
 
@@ -375,3 +525,9 @@ def curves_figure(curves: dict, *, value_label: str, xlabel: str, ylabel: str, l
     fig.update_xaxes(title_text=xlabel)
     fig.update_yaxes(title_text=ylabel, type="log" if logy else "linear", exponentformat="power")
     return fig
+
+
+def _json_encoder():
+    from plotly.utils import PlotlyJSONEncoder  # numpy values, NaN as null
+
+    return PlotlyJSONEncoder

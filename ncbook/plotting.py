@@ -17,11 +17,14 @@ import numpy as np
 
 __all__ = [
     "COLUMN_WIDTH_IN",
+    "LABELS",
+    "label",
     "style",
     "figsize",
     "use_style",
     "class_colors",
     "new_axes",
+    "figure_legend",
     "plot_curves",
     "plot_nc_history",
     "plot_taylor",
@@ -53,6 +56,42 @@ STYLE = {
     "legend.fontsize": 9.5,
     "legend.frameon": False,
 }
+
+
+#: Words for the metric keys of training records and NC reports (``ncbook.train``, ``ncbook.metrics``):
+#: axis labels say what is measured, not the dictionary key. :func:`label` looks a key up here.
+LABELS = {
+    "nc1": "NC1 (within-class variability)",
+    "nc2": "NC2 (distance of W from an ETF)",
+    "nc2_means": "NC2 of the class means",
+    "nc3": "NC3 (classifier–mean mismatch)",
+    "nc3_centered": "NC3 with centred means",
+    "loss": "training loss",
+    "acc": "training accuracy",
+    "test_loss": "test loss",
+    "test_acc": "test accuracy",
+    "test_nc1": "NC1 of the test features",
+    "test_nc2": "NC2 of the test class means",
+    "test_nc3": "NC3 on the test features",
+    "gap": "loss gap f − f*",
+    "grad_norm": "Riemannian gradient norm",
+    "epoch": "epoch",
+    "iteration": "iteration t",
+    "time_s": "time (s)",
+}
+
+
+def label(key: str) -> str:
+    """Words for a metric key: ``label("nc1") == "NC1 (within-class variability)"``.
+
+    Unknown keys come back unchanged (a caller's own label passes through), a ``test_`` prefix
+    of an unlisted metric becomes ``"test "``.
+    """
+    if key in LABELS:
+        return LABELS[key]
+    if key.startswith("test_") and key[5:] in LABELS:
+        return "test " + LABELS[key[5:]]
+    return key
 
 
 @contextlib.contextmanager
@@ -108,6 +147,28 @@ def new_axes(ax=None, **subplot_kw):
     return ax
 
 
+def figure_legend(fig, *, loc: str = "outside lower center", ncol: int | None = None, **kwargs):
+    """One legend for the whole figure, outside the panels, so it covers no data.
+
+    Collects the labelled artists of every ``Axes`` of ``fig`` (each label once, in order of
+    appearance) and places them with ``fig.legend(loc=loc)``; a constrained-layout figure makes room
+    for an ``"outside ..."`` location. ``ncol`` defaults to all entries in one row (at most 4).
+    Returns the legend, or ``None`` when nothing is labelled.
+    """
+    handles, labels = [], []
+    for ax in fig.axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    if not labels:
+        return None
+    for ax in fig.axes:  # one legend for all: drop the panels' own
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    return fig.legend(handles, labels, loc=loc, ncol=ncol or min(len(labels), 4), **kwargs)
+
+
 def plot_curves(curves: Mapping[str, Sequence[float]], *, x=None, ax=None, logy: bool = True, xlabel="iteration",
                 ylabel="", title=None):
     """Plot named curves (e.g. ``{"rgd": gap_history}``), on a log y-axis by default.
@@ -132,20 +193,52 @@ def plot_curves(curves: Mapping[str, Sequence[float]], *, x=None, ax=None, logy:
 
 
 def plot_nc_history(histories: Mapping[str, Mapping[str, Sequence[float]]], *, keys=("nc1", "nc2", "nc3"),
-                    x_key="epoch", axes=None, logy=True):
-    """One panel per metric, one line per run: ``histories = {"normalized": {"epoch": [...], "nc1": [...]}, ...}``."""
+                    x_key="epoch", axes=None, logy=True, title=None, legend="figure"):
+    """One panel per metric, one line per run: ``histories = {"normalized": {"epoch": [...], "nc1": [...]}, ...}``.
+
+    Parameters
+    ----------
+    histories : mapping run label -> mapping metric key -> sequence
+        The records of each run (``x_key`` and the ``keys`` among them).
+    keys : sequence of str
+        Metrics, one panel each; the y-axes are labelled in words (:data:`LABELS`).
+    x_key : str
+        The column on the x-axis (``"epoch"`` or ``"iteration"``); ticks are whole numbers.
+    axes : sequence of Axes, optional
+        Panels to draw on (default: a new figure of one row, the column wide).
+    logy : bool
+        Log-scale y-axes.
+    title : str, optional
+        A title for the figure (``suptitle``); without it each panel is titled by its metric.
+    legend : {"figure", "axes", None}
+        With several runs: one legend below the panels (default, it covers no data), one per panel,
+        or none.
+
+    Returns
+    -------
+    numpy.ndarray of Axes
+    """
+    from matplotlib.ticker import MaxNLocator
+
     if axes is None:
-        _, axes = plt.subplots(1, len(keys), figsize=figsize(1.0, 0.4 if len(keys) > 2 else 0.5),
+        _, axes = plt.subplots(1, len(keys), figsize=figsize(1.0, 0.42 if len(keys) > 2 else 0.5),
                                constrained_layout=True)
     axes = np.atleast_1d(axes)
     for ax, key in zip(axes, keys):
         for name, h in histories.items():
             if key in h:
-                plot_curves({name: h[key]}, x=h.get(x_key), ax=ax, logy=logy, xlabel=x_key,
-                            ylabel=key.upper())
-        ax.set_title(key.upper())
-        if len(histories) > 1:
+                plot_curves({name: h[key]}, x=h.get(x_key), ax=ax, logy=logy, xlabel=label(x_key),
+                            ylabel=label(key))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
+        if title is None:
+            ax.set_title(key.upper().replace("TEST_", "test "))
+        if len(histories) > 1 and legend == "axes":
             ax.legend()
+    fig = axes[0].figure
+    if len(histories) > 1 and legend == "figure":
+        figure_legend(fig)
+    if title:
+        fig.suptitle(title)
     return axes
 
 
@@ -185,14 +278,19 @@ def plot_spectrum(eigenvalues, *, ax=None, title=None, tol=1e-9):
     return ax
 
 
-def plot_gram(G, *, ax=None, title=None, vmin=-1.0, vmax=1.0, label="index"):
-    """Heat map of a Gram (cosine) matrix on a symmetric colour scale, integer ticks on both axes."""
+def plot_gram(G, *, ax=None, title=None, vmin=-1.0, vmax=1.0, label="index", colorbar=True):
+    """Heat map of a Gram (cosine) matrix on a symmetric colour scale, integer ticks on both axes.
+
+    ``label`` names both axes (e.g. ``"class"``); ``colorbar=False`` leaves the colour bar out, for
+    a row of panels that shares one (``fig.colorbar(ax.images[0], ax=axes)``).
+    """
     from matplotlib.ticker import MaxNLocator
 
     ax = new_axes(ax)
     im = ax.imshow(_np(G), cmap="RdBu_r", vmin=vmin, vmax=vmax)
     ax.grid(False)
-    ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="cosine")
+    if colorbar:
+        ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="cosine")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=6))
     ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=6))
     ax.set_xlabel(label)
@@ -202,10 +300,26 @@ def plot_gram(G, *, ax=None, title=None, vmin=-1.0, vmax=1.0, label="index"):
     return ax
 
 
-def draw_sphere(ax, *, alpha=0.12, color="0.6"):
-    """Draw a translucent unit sphere on a 3-D ``Axes`` and fix an equal aspect."""
-    u, v = np.mgrid[0 : 2 * np.pi : 40j, 0 : np.pi : 20j]
-    ax.plot_surface(np.cos(u) * np.sin(v), np.sin(u) * np.sin(v), np.cos(v), color=color, alpha=alpha, linewidth=0)
+def draw_sphere(ax, *, alpha=0.22, color="#9ecae1", grid: bool = True):
+    """Draw a shaded, translucent unit sphere on a 3-D ``Axes`` and fix an equal aspect.
+
+    The surface is lit from the upper left (``matplotlib.colors.LightSource``), so the ball has a
+    bright and a dark side, and ``grid`` adds faint meridians and parallels: both give the picture
+    depth. Points and curves drawn afterwards stay visible through the surface (``alpha``).
+    """
+    from matplotlib.colors import LightSource
+
+    u, v = np.mgrid[0 : 2 * np.pi : 48j, 0 : np.pi : 24j]
+    ax.plot_surface(np.cos(u) * np.sin(v), np.sin(u) * np.sin(v), np.cos(v), color=color, alpha=alpha,
+                    linewidth=0, shade=True, lightsource=LightSource(azdeg=315, altdeg=45))
+    if grid:
+        t = np.linspace(0, 2 * np.pi, 121)
+        for lat in np.linspace(-60, 60, 5) * np.pi / 180:  # parallels
+            ax.plot(np.cos(lat) * np.cos(t), np.cos(lat) * np.sin(t), np.full_like(t, np.sin(lat)),
+                    color="0.45", lw=0.4, alpha=0.5)
+        for lon in np.arange(0, 180, 30) * np.pi / 180:  # meridians (full great circles)
+            ax.plot(np.cos(lon) * np.cos(t), np.sin(lon) * np.cos(t), np.sin(t), color="0.45", lw=0.4,
+                    alpha=0.5)
     ax.set_box_aspect((1, 1, 1))
     for setter in (ax.set_xlim, ax.set_ylim, ax.set_zlim):
         setter(-1.05, 1.05)
@@ -226,6 +340,8 @@ def plot_circle_configuration(W, H, y, *, ax=None, title=None):
         ax.scatter(*H[y == k].T, marker="^", s=14, color=c, alpha=0.7)
         ax.scatter(*W[k], marker="o", s=120, color=c, edgecolor="k", zorder=3)
     ax.set_aspect("equal")
+    ax.set_xlabel("coordinate 1")
+    ax.set_ylabel("coordinate 2")
     if title:
         ax.set_title(title)
     return ax

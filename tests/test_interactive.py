@@ -178,3 +178,66 @@ def test_curves_figure_slides_between_precomputed_curve_sets():
     assert np.isnan(args["y"][0][2])  # a zero gap is left out of a log axis, not drawn at 1e-300
     with pytest.raises(ValueError, match="same number of curves"):
         interactive.curves_figure({1: {"a": [1]}, 2: {}}, value_label="v", xlabel="", ylabel="")
+
+
+def _two_panels(n_steps=8, scene=False):
+    from plotly.subplots import make_subplots
+
+    specs = [[{"type": "scene" if scene else "xy"}, {"type": "xy"}]]
+    fig = make_subplots(rows=1, cols=2, specs=specs)
+
+    def draw(option, value):
+        left = (go.Scatter3d(x=[0, value], y=[0, 1], z=[0, 1]) if scene
+                else go.Scatter(x=[0, value], y=[0, 1]))
+        left.meta = {"row": 1, "col": 1}
+        right = go.Scatter(x=[0, 1], y=[value, 0], name=f"{option}")
+        right.meta = {"row": 1, "col": 2}
+        return [left, right]
+
+    fig = interactive.controlled_figure(draw, values=list(range(n_steps)), value_label="v",
+                                        options=["a", "b"], option_label="rule", fig=fig)
+    fig.add_annotation(text="right panel", x=0.8, xref="paper", y=0.0, yref="paper", showarrow=False)
+    return interactive.style(fig, height=500)
+
+
+@pytest.mark.parametrize("scene", [False, True])
+def test_narrow_layout_stacks_side_by_side_panels_full_width(scene):
+    fig = _two_panels(scene=scene)
+    out = interactive.narrow_layout(fig)
+    left_x, left_y = ("scene.domain.x", "scene.domain.y") if scene else ("xaxis.domain", "yaxis.domain")
+    assert out[left_x] == [0.0, 1.0] and out["xaxis2.domain" if not scene else "xaxis.domain"] == [0.0, 1.0]
+    top = out[left_y]
+    bottom = out["yaxis2.domain" if not scene else "yaxis.domain"]
+    assert 0.0 <= bottom[0] < bottom[1] < top[0] < top[1] <= 1.0  # the first panel on top
+    assert fig.layout.height < out["height"] <= interactive.NARROW_MAX_PX  # one phone screen
+    notes = {a["text"]: a for a in out["annotations"]}
+    assert notes["rule:"]["x"] == 0.0 and notes["rule:"]["y"] == 0  # the buttons' label stays,
+    shift = interactive.CONTROLS_SHIFT_PX  # ... as far below the plot as the buttons move
+    assert notes["rule:"]["yshift"] == fig.layout.annotations[0].yshift - shift
+    assert out["sliders[0].pad.t"] == fig.layout.sliders[0].pad.t + shift
+    assert out["updatemenus[0].pad.t"] == fig.layout.updatemenus[0].pad.t + shift
+    assert notes["right panel"]["y"] == pytest.approx(bottom[0])  # a panel's label moves with it
+    assert 0.0 <= notes["right panel"]["x"] <= 1.0
+    assert out["sliders[0].font.color"] == "rgba(0,0,0,0)"  # 8 step labels would overlap
+    assert fig.layout.sliders[0].currentvalue.font.color  # the current value stays readable
+
+
+def test_narrow_layout_keeps_few_slider_labels_and_ignores_single_panels():
+    assert "sliders[0].font.color" not in interactive.narrow_layout(_two_panels(n_steps=4))
+    single = interactive.controlled_figure(lambda v: [go.Scatter(x=[0, v], y=[0, 1])], values=[1, 2],
+                                           value_label="v")
+    assert interactive.narrow_layout(single) is None
+    assert "ncbook_responsive" not in _spec(interactive.to_html(single))
+
+
+def test_to_html_embeds_both_layouts_and_switches_below_the_narrow_width():
+    fig = _two_panels()
+    spec = _spec(interactive.to_html(fig))
+    r = spec["ncbook_responsive"]
+    assert r["below"] == interactive.NARROW_PX
+    assert set(r["narrow"]) == set(r["wide"])
+    assert r["wide"]["xaxis.domain"] == list(fig.layout.xaxis.domain)
+    assert r["wide"]["height"] == 500
+    html = interactive.to_html(fig)
+    assert 'addEventListener("resize"' in html and "Plotly.relayout" in html
+    assert html.count("<script") == 2
