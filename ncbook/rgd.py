@@ -445,12 +445,26 @@ def record_array(values: list, empty_shape: tuple, bshape: tuple, dtype) -> np.n
     return torch.stack(values).cpu().numpy().astype(np.float64)
 
 
+def _records(losses: list, gnorms: list, alphas: list, bshape: tuple, dtype) -> tuple:
+    """The loss, gradient-norm and step records as float64 arrays, in one stack and one transfer when they can."""
+    T = len(losses)
+    if alphas and all(isinstance(v, torch.Tensor) and v.shape == bshape for v in alphas):
+        rec = torch.stack(losses + gnorms + alphas).cpu().numpy().astype(np.float64)
+        return rec[:T], rec[T:2 * T], rec[2 * T:]
+    both = torch.stack(losses + gnorms).cpu().numpy().astype(np.float64)
+    return both[:T], both[T:], record_array(alphas, (0,) + bshape, bshape, dtype)
+
+
 def retract_blocks(x: tuple, g: tuple, a, scales: tuple) -> tuple:
     r"""Row-wise :math:`(x_i - a\, s_i g_i)/\lVert\cdot\rVert` for every block; ``a`` a number or per-run tensor."""
     out = []
+    shaped = {}  # the per-run step against blocks of each number of axes (one reshape per ndim)
     for xi, gi, si in zip(x, g, scales):
         if isinstance(a, torch.Tensor):
-            v = torch.addcmul(xi, gi, a.reshape(a.shape + (1,) * (xi.ndim - a.ndim)), value=-si)
+            ai = shaped.get(xi.ndim)
+            if ai is None:
+                ai = shaped[xi.ndim] = a.reshape(a.shape + (1,) * (xi.ndim - a.ndim))
+            v = torch.addcmul(xi, gi, ai, value=-si)
         else:
             v = torch.add(xi, gi, alpha=-a * si)
         out.append(v.div_(torch.linalg.vector_norm(v, dim=-1, keepdim=True)))
@@ -505,7 +519,8 @@ def iterate(advance, start: Iterate, *, steps: int, stop: StoppingTest, callback
     batched = len(bshape) > 0
     stop.prepare()
     stop.below_floor(it, 0)
-    active = torch.ones(bshape, dtype=torch.bool, device=it.f.device)
+    # the mask of the runs still going: only a batch keeps one (a single run just stops)
+    active = torch.ones(bshape, dtype=torch.bool, device=it.f.device) if batched else None
     too_long = torch.finfo(it.f.dtype).max ** 0.5 / 1e4 / max(scales)
     step_checked = getattr(advance, "checks_step", False)  # the stepper refuses overflowing steps itself
     losses, gnorms, alphas, times = [it.f], [it.gnorm], [], [time.perf_counter() - t0]
@@ -515,7 +530,7 @@ def iterate(advance, start: Iterate, *, steps: int, stop: StoppingTest, callback
         # the test at iterate t (one host sync per step: the any/all of the active runs)
         done = stop.done(it)
         if done is None:
-            n_active = active.numel()
+            n_active = it.f.numel()
         elif batched:
             active = active & ~done
             n_active = int(active.sum())
@@ -526,7 +541,7 @@ def iterate(advance, start: Iterate, *, steps: int, stop: StoppingTest, callback
             break
         if t == steps or n_active == 0:
             break
-        partial = n_active < active.numel()
+        partial = n_active < it.f.numel()
         a, new, k = advance(it, active if partial else None)
         evals += k
         if partial:
@@ -546,8 +561,8 @@ def iterate(advance, start: Iterate, *, steps: int, stop: StoppingTest, callback
             alphas.append(a)
         times.append(time.perf_counter() - t0)
     # the loop always ends right after the test at the final iterate: ``done`` is that test
-    converged = torch.zeros_like(active) if done is None else done
-    loss = record_array(losses, (1,) + bshape, bshape, it.f.dtype)
+    converged = torch.zeros(bshape, dtype=torch.bool) if done is None else done
+    loss, grad_norm, step_size = _records(losses, gnorms, alphas, bshape, it.f.dtype)
     stop.check_history(loss)
     # a run's steps: its recorded (non-NaN) iterates after the start
     iters = (~np.isnan(loss)).sum(0) - 1 if batched else len(losses) - 1
@@ -555,8 +570,8 @@ def iterate(advance, start: Iterate, *, steps: int, stop: StoppingTest, callback
     return History(
         points=it.x,
         loss=loss,
-        grad_norm=record_array(gnorms, (1,) + bshape, bshape, it.f.dtype),
-        step_size=record_array(alphas, (0,) + bshape, bshape, it.f.dtype),
+        grad_norm=grad_norm,
+        step_size=step_size,
         time=np.asarray(times),
         iterations=iters if batched else int(iters),
         converged=converged.cpu().numpy() if batched else bool(converged),

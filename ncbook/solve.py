@@ -274,9 +274,10 @@ def solve(K: int, d: int, n: int, tau, *, method: str = "auto", steps: int | Non
                                 floor=per_run(floor_rel))
     else:
         # ||grad f|| <= tol * f* (f* <= f: a constant and stricter form of the test relative to f)
-        stop = rgd.StoppingTest(gtol=per_run(tols) if use_g else None, ftol=per_run(tols) if use_f else None,
-                                f_opt=per_run(opt_list) if has_opt else None, relative=True,
-                                g_scale=per_run(opt_list) if has_opt else None,
+        tol_t = per_run(tols) if use_g or use_f else None  # one tensor each, shared by both tests
+        opt_t = per_run(opt_list) if has_opt else None
+        stop = rgd.StoppingTest(gtol=tol_t if use_g else None, ftol=tol_t if use_f else None,
+                                f_opt=opt_t, relative=True, g_scale=opt_t,
                                 floor=per_run([fl * o for fl, o in zip(floor_rel, opt_list)]) if has_opt else 0.0)
     scales = (1.0, float(n))
 
@@ -387,40 +388,44 @@ def _geometry(W: torch.Tensor, H: torch.Tensor, K: int, n: int):
 
     Returns ``(nc1, nc2, nc3, angle)``: lists with one float per run (``angle`` is None when ``d < K-1``).
     """
-    f64 = torch.float64
+    # numpy on float64 CPU arrays (views of the tensors): the same formulas, fewer microseconds per operation
     dtype = W.dtype
-    if dtype != f64 or W.device.type != "cpu":
-        W, H = (v.detach().to(device="cpu", dtype=f64) for v in (W, H))
+    W, H = (v.detach().to(device="cpu", dtype=torch.float64).numpy() for v in (W, H))
     lead = W.shape[:-2]
     d = W.shape[-1]
     N = K * n
     Hr = H.reshape(lead + (K, n, d))
-    M = Hr.sum(-2).div_(n)  # class means (..., K, d)
-    Mc = M - M.sum(-2, keepdim=True).div_(K)  # centred (balanced classes: mu_G is the mean of the class means)
-    C = Hr - M.unsqueeze(-2)  # features around their class mean
-    CM = torch.matmul(C.reshape(lead + (N, d)), Mc.mT)  # (h_i - mu_{y_i})^T mu~_k, (..., N, K)
-    lam, U = torch.linalg.eigh(torch.matmul(Mc, Mc.mT))  # K * the eigenvalues of Sigma_B
-    top = lam[..., -1:]
-    keep = lam > (max(d, K) * torch.finfo(f64).eps) * top
-    uAu = torch.matmul(CM, U).square().sum(-2)  # u_j^T (N A) u_j, A = M~ Sigma_W M~^T
+    M = Hr.sum(-2) / n  # class means (..., K, d)
+    Mc = M - M.sum(-2, keepdims=True) / K  # centred (balanced classes: mu_G is the mean of the class means)
+    C = Hr - M[..., None, :]  # features around their class mean
+    McT = np.swapaxes(Mc, -1, -2)
+    CM = C.reshape(lead + (N, d)) @ McT  # (h_i - mu_{y_i})^T mu~_k, (..., N, K)
+    lam, U = np.linalg.eigh(Mc @ McT)  # K * the eigenvalues of Sigma_B
+    top = lam[..., -1]
+    keep = lam > (max(d, K) * np.finfo(np.float64).eps) * top[..., None]
+    uAu = np.square(CM @ U).sum(-2)  # u_j^T (N A) u_j, A = M~ Sigma_W M~^T
     F, Ft, E = _etf_frame(K)
-    # NC2 and NC3 together: the Grams W W^T and W M^T side by side, (..., 2, K, K)
-    G = torch.matmul(W, torch.cat((W, M), -2).mT).unflatten(-1, (2, K)).movedim(-2, -3)
-    G_norm = torch.linalg.matrix_norm(G)
-    # per run: N * NC1, NC2, NC3, the top eigenvalue, ||C||, tr(M~ M~^T), ||W W^T||, ||W M^T|| (, angle)
-    rows = [torch.where(keep, uAu / lam.square(), 0.0).sum(-1, keepdim=True),
-            torch.linalg.matrix_norm(G / G_norm.unsqueeze(-1).unsqueeze(-1) - E), top,
-            torch.linalg.vector_norm(C, dim=(-3, -2, -1)).unsqueeze(-1), lam.sum(-1, keepdim=True), G_norm]
+    GW = W @ np.swapaxes(W, -1, -2)  # NC2: W W^T
+    GM = W @ np.swapaxes(M, -1, -2)  # NC3: W M^T
+    gw = np.sqrt(np.square(GW).sum((-2, -1)))
+    gm = np.sqrt(np.square(GM).sum((-2, -1)))
+    with np.errstate(invalid="ignore", divide="ignore"):  # zero Grams are refused below
+        nc1 = np.where(keep, uAu / np.square(lam), 0.0).sum(-1)
+        nc2 = np.sqrt(np.square(GW / gw[..., None, None] - E).sum((-2, -1)))
+        nc3 = np.sqrt(np.square(GM / gm[..., None, None] - E).sum((-2, -1)))
+    c_norm = np.sqrt(np.square(C).sum((-3, -2, -1)))
+    lam_sum = lam.sum(-1)
+    angle = None
     if d >= K - 1:
-        P, _, Qh = torch.linalg.svd(torch.matmul(Ft, W), full_matrices=False)
-        near = torch.matmul(torch.matmul(F, P), Qh)  # nearest simplex ETF, rows in the order of W
-        if dtype != f64:  # etf.nearest_simplex_etf returns it in W's dtype
-            near = near.to(dtype).to(f64)
-        cos = torch.linalg.vecdot(W, near)
-        sin = torch.linalg.vector_norm(torch.addcmul(W, cos.unsqueeze(-1), near, value=-1), dim=-1)
-        rows.append(torch.atan2(sin, cos).amax(-1, keepdim=True))  # scale-free: rows need not be exactly unit
-    out = torch.cat(rows, -1).reshape(-1, 8 + (d >= K - 1)).T.tolist()  # one host transfer
-    nc1, nc2, nc3, top, c_norm, lam_sum, gw, gm = out[:8]
+        P, _, Qh = np.linalg.svd(Ft @ W, full_matrices=False)
+        near = (F @ P) @ Qh  # nearest simplex ETF, rows in the order of W
+        if dtype != torch.float64:  # etf.nearest_simplex_etf returns it in W's dtype
+            near = torch.from_numpy(near).to(dtype).to(torch.float64).numpy()
+        cos = (W * near).sum(-1)
+        sin = np.sqrt(np.square(W - cos[..., None] * near).sum(-1))
+        angle = np.arctan2(sin, cos).max(-1).reshape(-1).tolist()  # scale-free: rows need not be exactly unit
+    nc1, nc2, nc3, top, c_norm, lam_sum, gw, gm = (np.reshape(v, -1).tolist() for v in
+                                                  (nc1, nc2, nc3, top, c_norm, lam_sum, gw, gm))
     # the zero test of metrics.ClassStats.nc1, relative to the spread tr(Sigma_W) + tr(Sigma_B)
     if not all(t > 1e-28 * max(c * c / N + s / K, 1e-300) and t > 0 for t, c, s in zip(top, c_norm, lam_sum)):
         raise ValueError("the between-class covariance is zero (all class means coincide), so NC1 is undefined")
@@ -429,17 +434,17 @@ def _geometry(W: torch.Tensor, H: torch.Tensor, K: int, n: int):
     if not all(v > 0 for v in gm):
         raise ValueError("W @ M.T (classifier W against the class means of H) is the zero matrix, so its distance "
                          "to the ETF is undefined")
-    return [max(0.0, v / N) for v in nc1], nc2, nc3, (out[8] if d >= K - 1 else None)
+    return [max(0.0, v / N) for v in nc1], nc2, nc3, angle
 
 
 @functools.lru_cache(maxsize=64)
 def _etf_frame(K: int) -> tuple:
     """The simplex ETF ``F`` ``(K, K-1)`` in R^{K-1}, its transpose, and the target Gram ``E`` of the NC metrics.
 
-    Float64 on the CPU; cached: they depend on K only.
+    Float64 numpy arrays; cached: they depend on K only.
     """
-    F = etf.simplex_etf(K, K - 1, dtype=torch.float64)
-    return F, F.T.contiguous(), metrics.etf_target(K)
+    F = etf.simplex_etf(K, K - 1, dtype=torch.float64).numpy()
+    return F, np.ascontiguousarray(F.T), metrics.etf_target(K).numpy()
 
 
 def _pick(v, b):

@@ -191,7 +191,6 @@ class Armijo(StepRule):
         rtol = 1e-10 if it.f.dtype == torch.float64 else 1e-5
         self.flat = rtol * it.f.abs().clamp_min(self.flat_floor)
         self.reference = it.f
-        self.zero_inf = torch.tensor([0.0, math.inf], dtype=it.f.dtype, device=it.f.device).unbind()
 
     def first_trial(self, it):
         """Return the first trial step per run: ``lr`` at first, then ``2 * alpha`` clipped to ``[lr_min, lr_max]``."""
@@ -268,7 +267,8 @@ class BarzilaiBorwein(Armijo):
     def after(self, it, new, a):
         """Set the next BB step (clipped, alternating long and short) and update the Zhang-Hager average :math:`C`."""
         self.first = False
-        self.alpha = self.next_step(it, new, a).clamp_(self.lr_min, self.lr_max)
+        # NaN (only from NaN inputs) and inf give lr_max, as the clip of inf does
+        self.alpha = self.next_step(it, new, a).nan_to_num_(nan=self.lr_max).clamp_(self.lr_min, self.lr_max)
         self.long = not self.long
         Q_new = self.nonmonotone * self.Q + 1
         self.reference = torch.add(new.f, self.reference, alpha=self.nonmonotone * self.Q).div_(Q_new)
@@ -292,13 +292,15 @@ class BarzilaiBorwein(Armijo):
                 r2, sggn = torch.add(r2, q, alpha=si), torch.add(sggn, ggn, alpha=si)
         sSs = it.gSg - r2  # sum_i s_i ||P g_i||^2
         sy = sSs - sggn  # <s, y> / a
-        zero, inf = self.zero_inf
         if self.long:  # a <s, S^-1 s> / <s, y>, both over a^2 and a
-            step = torch.where(sy > zero, torch.div(sSs, sy).mul_(a), inf)
+            bad = sy <= 0
+            step = torch.div(sSs, sy)
         else:  # <y, S y> = <g+, S g+> - 2 <g+, S P g> + <P g, S P g>
             ySy = torch.add(new.gSg + sSs, sggn, alpha=-2.0)
-            step = torch.where(torch.minimum(sy, ySy) > zero, torch.div(sy, ySy).mul_(a), inf)
-        return torch.nan_to_num_(step, nan=math.inf)
+            bad = torch.minimum(sy, ySy) <= 0
+            step = torch.div(sy, ySy)
+        # a non-positive curvature estimate gives inf (a mask, no scalar tensor to broadcast)
+        return step.mul_(a).masked_fill_(bad, math.inf)
 
 
 #: Rule names accepted by :func:`make_rule` (and ``rgd.run(rule=...)``).

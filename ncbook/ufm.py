@@ -226,8 +226,8 @@ def fused_objective(y, K, tau, dtype, *, riemannian=True):
         gH = torch.matmul(G, W)
         if riemannian:
             GX = G * X
-            gW = torch.addcmul(gW, GX.sum(-2).unsqueeze(-1), W, value=-1)
-            gH = torch.addcmul(gH, GX.sum(-1).unsqueeze(-1), H, value=-1)
+            gW = torch.addcmul(gW, GX.sum(-2).unsqueeze_(-1), W, value=-1)
+            gH = torch.addcmul(gH, GX.sum(-1, keepdim=True), H, value=-1)
         return f, (gW, gH)
 
     return fg
