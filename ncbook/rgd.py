@@ -446,7 +446,7 @@ def record_array(values: list, empty_shape: tuple, bshape: tuple, dtype) -> np.n
 
 
 def _records(losses: list, gnorms: list, alphas: list, bshape: tuple, dtype) -> tuple:
-    """The loss, gradient-norm and step records as float64 arrays, in one stack and one transfer when they can."""
+    """Return the loss, gradient-norm and step records as float64 arrays (one stack, one transfer if possible)."""
     T = len(losses)
     if alphas and all(isinstance(v, torch.Tensor) and v.shape == bshape for v in alphas):
         rec = torch.stack(losses + gnorms + alphas).cpu().numpy().astype(np.float64)

@@ -439,7 +439,7 @@ def _geometry(W: torch.Tensor, H: torch.Tensor, K: int, n: int):
 
 @functools.lru_cache(maxsize=64)
 def _etf_frame(K: int) -> tuple:
-    """The simplex ETF ``F`` ``(K, K-1)`` in R^{K-1}, its transpose, and the target Gram ``E`` of the NC metrics.
+    """Return the simplex ETF ``F`` ``(K, K-1)`` in R^{K-1}, its transpose, and the target Gram ``E`` of the NC metrics.
 
     Float64 numpy arrays; cached: they depend on K only.
     """
