@@ -143,7 +143,8 @@ def to_html(fig, *, div_id: str | None = None) -> str:
     """HTML for one figure: a ``div``, the figure's JSON and a short script that draws it.
 
     The script draws with ``window.ncbookPlotly`` when the page has the book's loader (plotly.js
-    from the site's assets, loaded once per page), with ``window.Plotly`` when plotly.js is already
+    from the site's assets, loaded once per page; the figure is drawn when it nears the screen),
+    with ``window.Plotly`` when plotly.js is already
     there, and otherwise loads the matching plotly.js from plotly's CDN (a notebook with a network).
     """
     _check_fig(fig)
@@ -172,28 +173,29 @@ def to_html(fig, *, div_id: str | None = None) -> str:
         "    for (i = 0; i < k.length - 1; i++) { o = o[k[i]] || (o[k[i]] = {}); }\n"
         "    o[k[k.length - 1]] = v;\n"
         "  }\n"
+        '  var s = JSON.parse(document.getElementById(id + "-spec").textContent);\n'
+        "  var div = document.getElementById(id), r = s.ncbook_responsive, mode = null, drawn = false;\n"
+        "  function wanted() { return r && div.clientWidth < r.below ? \"narrow\" : \"wide\"; }\n"
+        "  function apply(m) {  // panels side by side (wide) or stacked (narrow)\n"
+        "    var u = r[m], k;\n"
+        '    div.style.height = u.height + "px";  // at once: the page must not move when it draws\n'
+        "    if (!drawn) { for (k in u) { put(s.layout, k, u[k]); } }\n"
+        "    else { window.Plotly.relayout(div, u); }\n"
+        "    mode = m;\n"
+        "  }\n"
+        "  if (r) {\n"
+        "    apply(wanted());\n"
+        '    window.addEventListener("resize", function () {\n'
+        "      if (wanted() !== mode) { apply(wanted()); }\n"
+        "    });\n"
+        "  }\n"
         "  function draw() {\n"
-        '    var s = JSON.parse(document.getElementById(id + "-spec").textContent);\n'
-        "    var div = document.getElementById(id), r = s.ncbook_responsive, mode = null;\n"
-        "    function wanted() { return r && div.clientWidth < r.below ? \"narrow\" : \"wide\"; }\n"
-        "    function apply(m) {  // panels side by side (wide) or stacked (narrow)\n"
-        "      var u = r[m], k;\n"
-        '      div.style.height = u.height + "px";\n'
-        "      if (mode === null) { for (k in u) { put(s.layout, k, u[k]); } }\n"
-        "      else { window.Plotly.relayout(div, u); }\n"
-        "      mode = m;\n"
-        "    }\n"
-        "    if (r) {\n"
-        "      apply(wanted());\n"
-        '      window.addEventListener("resize", function () {\n'
-        "        if (wanted() !== mode) { apply(wanted()); }\n"
-        "      });\n"
-        "    }\n"
+        "    drawn = true;\n"
         "    window.Plotly.newPlot(id, s.data, s.layout, config).then(function (gd) {\n"
         "      if (s.frames) { return window.Plotly.addFrames(gd, s.frames); }\n"
         "    });\n"
         "  }\n"
-        "  if (window.ncbookPlotly) { window.ncbookPlotly.ready(draw); }\n"
+        "  if (window.ncbookPlotly) { window.ncbookPlotly.ready(draw, document.getElementById(id)); }\n"
         "  else if (window.Plotly) { draw(); }\n"
         '  else { var t = document.createElement("script"); t.src = "' + cdn + '";\n'
         "         t.onload = draw; document.head.appendChild(t); }\n"

@@ -37,7 +37,7 @@ def test_to_html_embeds_the_figure_and_draws_it_with_the_site_loader():
     spec = _spec(html)  # the trace name cannot end the script tag early
     assert spec["data"][0]["name"] == "</script><b>"
     assert spec["layout"]["title"]["text"] == "a title"
-    assert "window.ncbookPlotly.ready(draw)" in html
+    assert "window.ncbookPlotly.ready(draw, document.getElementById(id))" in html  # drawn when near the screen
     # the CDN is only a fallback for a notebook without the book's loader, never the first choice
     assert html.index("window.ncbookPlotly") < html.index("cdn.plot.ly")
     assert html.count("<script") == 2  # no copy of plotly.js inside the figure

@@ -120,9 +120,14 @@ def _wait_for_mathjax(page):
     page.evaluate("() => MathJax.startup.promise")
 
 
-_PLOTLY_SIGNATURE = """(gd) => JSON.stringify([
+# What is drawn, as a short hash (FNV-1a over the JSON of the traces' data and the 3-D camera):
+# compared in the page, so that no large string crosses to Python at every poll.
+_PLOTLY_SIGNATURE = """(gd) => { const s = JSON.stringify([
     gd.data.map(t => [t.visible, t.name, t.x, t.y, t.z]),
-    (gd._fullLayout.scene || {}).camera || null])"""
+    (gd._fullLayout.scene || {}).camera || null]);
+    let h = 0x811c9dc5;
+    for (let i = 0; i < s.length; i++) { h ^= s.charCodeAt(i); h = Math.imul(h, 0x01000193); }
+    return (h >>> 0).toString(16) + ':' + s.length; }"""
 
 
 def _changed(page, fig, before: str, what: str) -> str:
@@ -131,7 +136,7 @@ def _changed(page, fig, before: str, what: str) -> str:
 
     try:
         page.wait_for_function(f"([gd, before]) => ({_PLOTLY_SIGNATURE})(gd) !== before",
-                               arg=[fig.element_handle(), before], timeout=10000, polling=50)
+                               arg=[fig.element_handle(), before], timeout=10000, polling=100)
     except PlaywrightTimeout:
         pytest.fail(f"{what} changed nothing")
     return fig.evaluate(_PLOTLY_SIGNATURE)
