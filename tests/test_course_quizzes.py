@@ -1,7 +1,7 @@
 """Tests of ``ncbook.course.quiz``: questions are validated, the HTML is self-contained (nothing
 loaded remotely), every chapter of ``_toc.yml`` ends with a quiz, and the quiz answers clicks in a
 browser with no kernel (headless Chromium on a standalone page; the built book is tested in
-``test_site_quiz.py``)."""
+``test_site.py``, with every chapter page)."""
 
 from __future__ import annotations
 
