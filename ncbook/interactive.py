@@ -248,17 +248,13 @@ def narrow_layout(fig) -> dict | None:
         of panels, no controls, a short title).
     """
     _check_fig(fig)
-    layout = fig.to_plotly_json()["layout"]
+    layout = fig.layout.to_plotly_json()  # the layout only: serializing the data is the costly part
     out = _stacked(fig, layout)
     has_controls = bool(layout.get("sliders") or layout.get("updatemenus"))
     if out is None and has_controls:
         out = {"height": int(layout.get("height") or 460) + CONTROLS_SHIFT_PX}
-        notes = [dict(a, yshift=a.get("yshift", 0) - CONTROLS_SHIFT_PX) if a.get("name") == "ncbook-control"
-                 else a for a in layout.get("annotations", [])]
-        if notes:
-            out["annotations"] = notes
     if out is not None:
-        out.update(_controls_down(layout))
+        out.update(_controls_down(layout, out.get("annotations", layout.get("annotations", []))))
     title = (layout.get("title") or {}).get("text") or ""
     wrapped = _wrap_title(title)
     if wrapped != title:
@@ -294,9 +290,16 @@ def _wrap_title(title: str, width: int | None = None) -> str:
     return "<br>".join(lines + [line])
 
 
-def _controls_down(layout: dict) -> dict:
-    """Move sliders and buttons down by ``CONTROLS_SHIFT_PX``; hide slider step labels that would overlap."""
+def _controls_down(layout: dict, notes: list) -> dict:
+    """Move sliders, buttons and their labels down by ``CONTROLS_SHIFT_PX``; hide step labels that would overlap.
+
+    ``notes`` are the figure's annotations (already moved with their panels when stacked); the
+    buttons' label (``name="ncbook-control"``) moves with the buttons.
+    """
     out = {}
+    if notes:
+        out["annotations"] = [dict(a, yshift=a.get("yshift", 0) - CONTROLS_SHIFT_PX)
+                              if a.get("name") == "ncbook-control" else a for a in notes]
     for i, sl in enumerate(layout.get("sliders", [])):
         if len(sl.get("steps", [])) > 6:
             out[f"sliders[{i}].font.color"] = "rgba(0,0,0,0)"
@@ -339,9 +342,8 @@ def _stacked(fig, layout: dict) -> dict | None:
         for a in notes:
             a = dict(a)
             j = next((i for i, (x0, x1) in enumerate(columns) if x0 - 1e-9 <= a.get("x", -1) <= x1 + 1e-9), None)
-            if a.get("name") == "ncbook-control":  # the buttons' label moves with the buttons
-                a["yshift"] = a.get("yshift", 0) - CONTROLS_SHIFT_PX
-            elif a.get("xref") == "paper" and a.get("yref") == "paper" and j is not None:
+            in_panel = a.get("xref") == "paper" and a.get("yref") == "paper" and j is not None
+            if in_panel and a.get("name") != "ncbook-control":  # the buttons' label: _controls_down
                 x0, x1 = columns[j]
                 a["x"] = (a["x"] - x0) / max(x1 - x0, 1e-9)
                 a["y"] = spans[j][0] + a.get("y", 0.0) * (spans[j][1] - spans[j][0])
@@ -352,7 +354,7 @@ def _stacked(fig, layout: dict) -> dict | None:
 
 def _wide_values(fig, narrow: dict) -> dict:
     """Return the figure's own values of the keys of ``narrow`` (what a wide screen switches back to)."""
-    layout = fig.to_plotly_json()["layout"]
+    layout = fig.layout.to_plotly_json()  # the layout only: serializing the data is the costly part
     out = {}
     for key in narrow:
         v = layout

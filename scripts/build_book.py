@@ -60,9 +60,9 @@ def inputs_hash() -> str:
     return _hash(INPUTS)
 
 
-def sources_hash() -> str:
-    """SHA-256 over every file the site is built from (``INPUTS`` and ``SOURCES``)."""
-    return _hash(INPUTS + SOURCES)
+def sources_hash(inputs: str) -> str:
+    """SHA-256 over every file the site is built from: ``inputs`` (:func:`inputs_hash`) and ``SOURCES``."""
+    return hashlib.sha256((inputs + _hash(SOURCES)).encode()).hexdigest()
 
 
 def command(full: bool) -> list[str]:
@@ -147,7 +147,7 @@ def _run_logged(cmd, env) -> int:
 
 def main() -> int:
     state = inputs_hash()
-    everything = sources_hash()
+    everything = sources_hash(state)
     BUILD.mkdir(exist_ok=True)
     if _holds(STAMP, state) and _holds(SOURCES_STAMP, everything) and LOG.is_file() \
             and (BUILD / "html" / "index.html").is_file():

@@ -306,14 +306,12 @@ def _start_cells(nb) -> list[int]:
 @pytest.mark.parametrize("ipywidgets_major", [7, 8], ids=["ipywidgets7", "ipywidgets8"])
 def test_every_chapter_starts_in_pretend_colab(ipywidgets_major: int, fake_colab: Path, tmp_path: Path):
     """Each chapter's setup, parameters and import cells, one chapter after the other in one kernel."""
-    cells = []
-    for md in CHAPTERS:
-        nb = jupytext.read(md.with_suffix(".ipynb"))
-        # fresh cell ids: the setup cells of all chapters share one
-        cells += [nbformat.v4.new_code_cell(nb.cells[i].source, metadata=nb.cells[i].metadata)
-                  for i in _start_cells(nb)]
+    notebooks = [jupytext.read(md.with_suffix(".ipynb")) for md in CHAPTERS]
+    # fresh cell ids: the setup cells of all chapters share one
+    cells = [nbformat.v4.new_code_cell(nb.cells[i].source, metadata=nb.cells[i].metadata)
+             for nb in notebooks for i in _start_cells(nb)]
     cells.append(nbformat.v4.new_code_cell(PROBE))
-    run = nbformat.v4.new_notebook(cells=cells, metadata=jupytext.read(CHAPTERS[0].with_suffix(".ipynb")).metadata)
+    run = nbformat.v4.new_notebook(cells=cells, metadata=notebooks[0].metadata)
     pip_calls = _execute_like_colab(run, CHAPTERS[0], fake_colab, ipywidgets_major, tmp_path)
     assert pip_calls == [["install", "--quiet", sync.install_requirement()]] * len(CHAPTERS), pip_calls
     _check_probe(run.cells[-1], ipywidgets_major)
