@@ -160,7 +160,7 @@ def to_html(fig, *, div_id: str | None = None) -> str:
             cls=_json_encoder()) + "}"
     spec = spec.replace("</", "<\\/")  # never close the script tag early
     cdn = f"https://cdn.plot.ly/plotly-{get_plotlyjs_version()}.min.js"
-    config = json.dumps({"responsive": True, "displaylogo": False,
+    config = json.dumps({"responsive": False, "displaylogo": False,  # refitted by the script below
                          "modeBarButtonsToRemove": ["sendDataToCloud", "lasso2d", "select2d"]})
     return (
         f'<div class="ncbook-plotly" id="{html.escape(div_id)}" style="width:100%;height:{int(height)}px">'
@@ -173,22 +173,35 @@ def to_html(fig, *, div_id: str | None = None) -> str:
         "    for (i = 0; i < k.length - 1; i++) { o = o[k[i]] || (o[k[i]] = {}); }\n"
         "    o[k[k.length - 1]] = v;\n"
         "  }\n"
-        '  var s = JSON.parse(document.getElementById(id + "-spec").textContent);\n'
+        '  var text = document.getElementById(id + "-spec").textContent, s = JSON.parse(text);\n'
         "  var div = document.getElementById(id), r = s.ncbook_responsive, mode = null, drawn = false;\n"
         "  function wanted() { return r && div.clientWidth < r.below ? \"narrow\" : \"wide\"; }\n"
         "  function apply(m) {  // panels side by side (wide) or stacked (narrow)\n"
         "    var u = r[m], k;\n"
         '    div.style.height = u.height + "px";  // at once: the page must not move when it draws\n'
-        "    if (!drawn) { for (k in u) { put(s.layout, k, u[k]); } }\n"
-        "    else { window.Plotly.relayout(div, u); }\n"
+        "    // Once drawn, the figure is drawn afresh from its spec: after Plotly.relayout of the panels'\n"
+        "    // domains (or a redraw from the layout plotly has used) a 3-D view may no longer turn.\n"
+        "    if (drawn) { window.Plotly.purge(div); s = JSON.parse(text); }\n"
+        "    for (k in u) { put(s.layout, k, u[k]); }\n"
         "    mode = m;\n"
+        "    if (drawn) { draw(); }\n"
         "  }\n"
-        "  if (r) {\n"
-        "    apply(wanted());\n"
-        '    window.addEventListener("resize", function () {\n'
-        "      if (wanted() !== mode) { apply(wanted()); }\n"
-        "    });\n"
+        "  if (r) { apply(wanted()); }\n"
+        "  // Refit whenever the div changes size, also when the page's columns settle after a window\n"
+        "  // resize or a phone's rotation (plotly's own handler sees only the resize event itself),\n"
+        "  // 100 ms after the last change. The size is set explicitly: plotly's autosize (its own\n"
+        "  // responsive mode, Plots.resize) leaves a 3-D view that no longer turns (plotly 7.1).\n"
+        "  var timer = null;\n"
+        "  function refit() {\n"
+        "    if (r && wanted() !== mode) { apply(wanted()); return; }\n"
+        "    var fl = div._fullLayout, w = div.clientWidth;\n"
+        "    if (drawn && fl && w > 0 && Math.abs(fl.width - w) > 1) {\n"
+        "      window.Plotly.relayout(div, {width: w, height: fl.height});\n"
+        "    }\n"
         "  }\n"
+        "  function fit() { clearTimeout(timer); timer = setTimeout(refit, 100); }\n"
+        '  if ("ResizeObserver" in window) { new ResizeObserver(fit).observe(div); }\n'
+        '  else { window.addEventListener("resize", fit); }\n'
         "  function draw() {\n"
         "    drawn = true;\n"
         "    window.Plotly.newPlot(id, s.data, s.layout, config).then(function (gd) {\n"

@@ -254,5 +254,6 @@ def test_to_html_embeds_both_layouts_and_switches_below_the_narrow_width():
     assert r["wide"]["xaxis.domain"] == list(fig.layout.xaxis.domain)
     assert r["wide"]["height"] == 500
     html = interactive.to_html(fig)
-    assert 'addEventListener("resize"' in html and "Plotly.relayout" in html
+    assert "ResizeObserver" in html and "Plotly.purge(div); s = JSON.parse(text)" in html
+    assert "Plotly.relayout(div, {width: w, height: fl.height})" in html and '"responsive": false' in html
     assert html.count("<script") == 2

@@ -130,52 +130,88 @@ _PLOTLY_SIGNATURE = """(gd) => { const s = JSON.stringify([
     return (h >>> 0).toString(16) + ':' + s.length; }"""
 
 
-def _changed(page, fig, before: str, what: str) -> str:
+def _changed(page, handle, before: str, what: str) -> str:
     """Wait (at most 10 s) until the figure's signature differs from ``before``; fail naming ``what``."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     try:
         page.wait_for_function(f"([gd, before]) => ({_PLOTLY_SIGNATURE})(gd) !== before",
-                               arg=[fig.element_handle(), before], timeout=10000, polling=100)
+                               arg=[handle, before], timeout=10000, polling=100)
     except PlaywrightTimeout:
         pytest.fail(f"{what} changed nothing")
-    return fig.evaluate(_PLOTLY_SIGNATURE)
+    return handle.evaluate(_PLOTLY_SIGNATURE)
+
+
+# Where a reader would click or drag, read in one call: each slider's rail and state, each button,
+# the middle of a 3-D scene (its domain is a fraction of the plot area: the div less its margins).
+_CONTROLS = """(gd) => {
+    const box = e => { const b = e.getBoundingClientRect(); return {x: b.x, y: b.y, w: b.width, h: b.height}; };
+    const fl = gd._fullLayout, r = fl.scene && fl.scene.domain, s = fl._size, b = gd.getBoundingClientRect();
+    return {traces: gd.data.length,
+            sliders: Array.from(gd.querySelectorAll('.slider-rail-touch-rect')).map((e, i) =>
+                Object.assign(box(e), {active: fl.sliders[i].active, n: fl.sliders[i].steps.length})),
+            buttons: Array.from(gd.querySelectorAll('g.updatemenu-button')).map(box),
+            scene: r ? {x: b.x + s.l + s.w * (r.x[0] + r.x[1]) / 2,
+                        y: b.y + s.t + s.h * (1 - (r.y[0] + r.y[1]) / 2)} : null}; }"""
 
 
 def _check_interactive_figures(page, doc, width):
-    """Every slider and every button of every plotly figure changes what is drawn; 3-D views turn."""
+    """Every slider and every button of every plotly figure changes what is drawn; 3-D views turn.
+
+    Controls are clicked where a reader would click them (``page.mouse``), and a control that is
+    hidden or covered therefore changes nothing and fails the check.
+    """
     figs = page.locator("main .ncbook-plotly")
     for i in range(figs.count()):
         fig = figs.nth(i)
-        fig.scroll_into_view_if_needed()
+        fig.scroll_into_view_if_needed()  # figures are drawn when they near the screen
         fig.locator(".main-svg").first.wait_for(timeout=30000)
         label = f"{doc} at {width}px: interactive figure {i + 1}"
-        assert fig.evaluate("gd => gd.data.length") > 0, f"{label} draws nothing"
-        before = fig.evaluate(_PLOTLY_SIGNATURE)
-        rails = fig.locator(".slider-rail-touch-rect")
-        for r in range(rails.count()):
-            box = rails.nth(r).bounding_box()
-            active = fig.evaluate(f"gd => gd._fullLayout.sliders[{r}].active")
-            n = fig.evaluate(f"gd => gd._fullLayout.sliders[{r}].steps.length")
-            target = 0 if active > n // 2 else n - 1  # the far end from where it stands
-            page.mouse.click(box["x"] + box["width"] * (0.02 + 0.96 * target / (n - 1)),
-                             box["y"] + box["height"] / 2)
-            before = _changed(page, fig, before, f"{label}: moving slider {r + 1}")
-        buttons = fig.locator("g.updatemenu-button")
-        for k in range(buttons.count() - 1, -1, -1):  # from the last: the first one is active
-            buttons.nth(k).click()
-            before = _changed(page, fig, before, f"{label}: button {k + 1}")
-        if fig.evaluate("gd => !!gd._fullLayout.scene"):  # a 3-D view turns when dragged
-            # the middle of the scene: its domain is a fraction of the plot area (the div less margins)
-            box = fig.evaluate("gd => { const r = gd._fullLayout.scene.domain, s = gd._fullLayout._size,"
-                               " b = gd.getBoundingClientRect();"
-                               " return {x: b.x + s.l + s.w * (r.x[0] + r.x[1]) / 2,"
-                               " y: b.y + s.t + s.h * (1 - (r.y[0] + r.y[1]) / 2)}; }")
-            page.mouse.move(box["x"], box["y"])
+        handle = fig.element_handle()
+        controls = handle.evaluate(_CONTROLS)
+        assert controls["traces"] > 0, f"{label} draws nothing"
+        before = handle.evaluate(_PLOTLY_SIGNATURE)
+        for r, rail in enumerate(controls["sliders"]):
+            target = 0 if rail["active"] > rail["n"] // 2 else rail["n"] - 1  # the far end from where it stands
+            page.mouse.click(rail["x"] + rail["w"] * (0.02 + 0.96 * target / (rail["n"] - 1)),
+                             rail["y"] + rail["h"] / 2)
+            before = _changed(page, handle, before, f"{label}: moving slider {r + 1}")
+        buttons = controls["buttons"]
+        for k in range(len(buttons) - 1, -1, -1):  # from the last: the first one is active
+            page.mouse.click(buttons[k]["x"] + buttons[k]["w"] / 2, buttons[k]["y"] + buttons[k]["h"] / 2)
+            before = _changed(page, handle, before, f"{label}: button {k + 1}")
+        if controls["scene"]:  # a 3-D view turns when dragged
+            x, y = controls["scene"]["x"], controls["scene"]["y"]
+            page.mouse.move(x, y)
             page.mouse.down()
-            page.mouse.move(box["x"] + 60, box["y"] + 20, steps=5)
+            page.mouse.move(x + 60, y + 20, steps=5)
             page.mouse.up()
-            before = _changed(page, fig, before, f"{label}: dragging the 3-D view")
+            _changed(page, handle, before, f"{label}: dragging the 3-D view")
+        handle.dispose()
+
+
+_FIGURE_FITS = """() => Array.from(document.querySelectorAll('main .ncbook-plotly'))
+    .filter(d => d._fullLayout && Math.abs(d._fullLayout.width - d.clientWidth) > 2)
+    .map(d => `${d.id}: drawn ${Math.round(d._fullLayout.width)}px wide in a ${d.clientWidth}px column`)"""
+
+
+def _check_figures_fit(page, doc, width):
+    """Every drawn figure is as wide as its column, and a figure that stacks its panels on a phone
+    shows the layout for this screen: stacked at 390 px, side by side (its own height) at 1366 px."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:  # plotly refits a figure 100 ms after its div last changed size
+        page.wait_for_function(f"() => ({_FIGURE_FITS})().length === 0", timeout=5000, polling=100)
+    except PlaywrightTimeout:
+        pytest.fail(f"{doc} at {width}px: figures do not fit their column: {page.evaluate(_FIGURE_FITS)}")
+    mode = "narrow" if width < 600 else "wide"
+    heights = page.evaluate("""(mode) => Array.from(document.querySelectorAll('main .ncbook-plotly')).map(d => {
+        const r = JSON.parse(document.getElementById(d.id + '-spec').textContent).ncbook_responsive;
+        return r ? [d.id, r[mode].height, d.style.height, d._fullLayout && d._fullLayout.height] : null;
+    }).filter(Boolean)""", mode)
+    for div_id, want, style, drawn in heights:
+        assert style == f"{want}px" and drawn in (None, want), (
+            f"{doc} at {width}px: figure {div_id} is {style} high (drawn {drawn}px), not its {mode} {want}px")
 
 
 def _check_sidebar_opens(page, doc, width):
@@ -225,63 +261,92 @@ def _check_quiz(page, doc):
     assert num.locator(".ncb-feedback").inner_text() == "Correct."
 
 
+def _check_reading(page, doc, width):
+    """Math typeset and whole, images loaded, figures at their size, code that fits, no sideways page."""
+    text = page.inner_text("main")
+    assert len(text) > 300, f"{doc}: page is nearly empty"
+    if page.locator("main .math").count():  # Sphinx loads MathJax only on pages with math
+        _wait_for_mathjax(page)
+        assert page.locator("main mjx-container").count() > 0, f"{doc}: MathJax did not typeset"
+    raw = page.evaluate(r"""() => Array.from(document.querySelectorAll('main .math'))
+                               .filter(e => !e.querySelector('mjx-container') && /\\[(\[]/.test(e.textContent))
+                               .map(e => e.textContent.slice(0, 60))""")
+    assert not raw, f"{doc}: math left untypeset: {raw[:5]}"
+    merrors = page.evaluate("() => Array.from(document.querySelectorAll('mjx-merror')).map(e => e.textContent)")
+    assert not merrors, f"{doc}: MathJax errors: {merrors[:5]}"
+    page.wait_for_function("() => Array.from(document.images).every(i => i.complete)", timeout=30000)
+    broken = page.evaluate("() => Array.from(document.images).filter(i => !i.naturalWidth).map(i => i.src)")
+    assert not broken, f"{doc}: images failed to load: {broken}"
+    if re.match(r"book/\d\d_", doc):
+        figures = page.locator("main img").count() + page.locator("main .ncbook-plotly").count()
+        assert figures > 0, f"{doc}: a chapter without a single figure"
+        # The Colab setup cell (hidden, generated by scripts/sync_notebooks.py) holds the install URL.
+        long_lines = page.evaluate(r"""(limit) => Array.from(document.querySelectorAll('main .cell_input pre'))
+            .filter(p => !p.textContent.includes('ncbook_requirement = '))
+            .flatMap(p => p.textContent.split('\n')).filter(l => l.length > limit)""", CODE_LINE_LIMIT)
+        assert not long_lines, f"{doc}: {len(long_lines)} code lines over {CODE_LINE_LIMIT}: {long_lines[:3]}"
+    if width > 600:
+        shrunk = page.evaluate("""() => Array.from(document.querySelectorAll('main img'))
+            .filter(i => i.naturalWidth > 0 && i.offsetParent !== null && i.clientWidth < 0.85 * i.naturalWidth)
+            .map(i => `${i.clientWidth}/${i.naturalWidth}px ${i.src.split('/').pop()}`)""")
+        assert not shrunk, f"{doc}: figures shown below 85% of their size: {shrunk}"
+        cut = page.evaluate("""() => Array.from(document.querySelectorAll('main mjx-container[display="true"]'))
+            .filter(m => m.scrollWidth > m.clientWidth + 2).map(m => m.textContent.slice(0, 50))""")
+        assert not cut, f"{doc}: display equations wider than the column: {cut}"
+        return
+    clipped = page.evaluate("""() => Array.from(document.querySelectorAll('main mjx-container[display="true"]'))
+        .filter(m => m.scrollWidth > m.clientWidth + 2 && getComputedStyle(m).overflowX !== 'auto')
+        .length""")
+    assert not clipped, f"{doc}: {clipped} long equations run off the phone screen"
+    # on a phone nothing may widen the page itself: wide content scrolls in its own box
+    overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+    if overflow > 1:  # name what sticks out (a walk over every element: only on failure)
+        wide = page.evaluate("""() => Array.from(document.querySelectorAll('main *'))
+            .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1
+                         && !e.closest('pre, table, mjx-container, .math, .ncbook-plotly, .cell_output'))
+            .slice(0, 5).map(e => e.tagName + '.' + e.className)""")
+        pytest.fail(f"{doc}: the page scrolls sideways on a phone by {overflow}px: {wide}")
+
+
+def _close_drawer(page, doc, width):
+    """On a phone the opened sidebar is a drawer over the page: a tap on the page beside it closes it."""
+    sidebar = page.locator(".bd-sidebar-primary").first
+    page.mouse.click(width - 10, 450)
+    for _ in range(50):  # the drawer slides out: up to 5 s
+        box = sidebar.bounding_box()
+        if not box or box["x"] + box["width"] <= 0:
+            return
+        page.wait_for_timeout(100)
+    pytest.fail(f"{doc}: a tap beside the sidebar drawer does not close it on a phone")
+
+
 @pytest.mark.browser
-@pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("doc", toc_files())
-def test_page_reads_well(browser, site, doc, width):
-    """What a reader meets on every page, on a laptop and on a phone."""
-    page, resp, errors, failed = _open(browser, f"{site}/{doc}.html", width)
+def test_page_reads_well(browser, site, doc):
+    """What a reader meets on every page, on a phone and on a laptop.
+
+    The page opens as a phone opens it (390 px wide, figures drawn in their phone layout); after the
+    phone's checks the window widens to a laptop's 1366 px, as a resized or rotated window does, and
+    the checks run again there, so every figure is also tried after switching to its wide layout.
+    """
+    page, resp, errors, failed = _open(browser, f"{site}/{doc}.html", WIDTHS[1])
     try:
         assert resp is not None and resp.status == 200
-        text = page.inner_text("main")
-        assert len(text) > 300, f"{doc}: page is nearly empty"
-        if page.locator("main .math").count():  # Sphinx loads MathJax only on pages with math
-            _wait_for_mathjax(page)
-            assert page.locator("main mjx-container").count() > 0, f"{doc}: MathJax did not typeset"
-        raw = page.evaluate(r"""() => Array.from(document.querySelectorAll('main .math'))
-                                   .filter(e => !e.querySelector('mjx-container') && /\\[(\[]/.test(e.textContent))
-                                   .map(e => e.textContent.slice(0, 60))""")
-        assert not raw, f"{doc}: math left untypeset: {raw[:5]}"
-        merrors = page.evaluate("() => Array.from(document.querySelectorAll('mjx-merror')).map(e => e.textContent)")
-        assert not merrors, f"{doc}: MathJax errors: {merrors[:5]}"
-        page.wait_for_load_state("networkidle")
-        broken = page.evaluate("""() => Array.from(document.images)
-                                      .filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)""")
-        assert not broken, f"{doc}: images failed to load: {broken}"
-        if re.match(r"book/\d\d_", doc):
-            figures = page.locator("main img").count() + page.locator("main .ncbook-plotly").count()
-            assert figures > 0, f"{doc}: a chapter without a single figure"
-            # The Colab setup cell (hidden, generated by scripts/sync_notebooks.py) holds the install URL.
-            long_lines = page.evaluate(r"""(limit) => Array.from(document.querySelectorAll('main .cell_input pre'))
-                .filter(p => !p.textContent.includes('ncbook_requirement = '))
-                .flatMap(p => p.textContent.split('\n')).filter(l => l.length > limit)""", CODE_LINE_LIMIT)
-            assert not long_lines, f"{doc}: {len(long_lines)} code lines over {CODE_LINE_LIMIT}: {long_lines[:3]}"
-        if width == 1366:
-            shrunk = page.evaluate("""() => Array.from(document.querySelectorAll('main img'))
-                .filter(i => i.naturalWidth > 0 && i.offsetParent !== null && i.clientWidth < 0.85 * i.naturalWidth)
-                .map(i => `${i.clientWidth}/${i.naturalWidth}px ${i.src.split('/').pop()}`)""")
-            assert not shrunk, f"{doc}: figures shown below 85% of their size: {shrunk}"
-            cut = page.evaluate("""() => Array.from(document.querySelectorAll('main mjx-container[display="true"]'))
-                .filter(m => m.scrollWidth > m.clientWidth + 2).map(m => m.textContent.slice(0, 50))""")
-            assert not cut, f"{doc}: display equations wider than the column: {cut}"
-        else:
-            clipped = page.evaluate("""() => Array.from(document.querySelectorAll('main mjx-container[display="true"]'))
-                .filter(m => m.scrollWidth > m.clientWidth + 2 && getComputedStyle(m).overflowX !== 'auto')
-                .length""")
-            assert not clipped, f"{doc}: {clipped} long equations run off the phone screen"
-            # on a phone nothing may widen the page itself: wide content scrolls in its own box
-            overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
-            if overflow > 1:  # name what sticks out (a walk over every element: only on failure)
-                wide = page.evaluate("""() => Array.from(document.querySelectorAll('main *'))
-                    .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1
-                                 && !e.closest('pre, table, mjx-container, .math, .ncbook-plotly, .cell_output'))
-                    .slice(0, 5).map(e => e.tagName + '.' + e.className)""")
-                pytest.fail(f"{doc}: the page scrolls sideways on a phone by {overflow}px: {wide}")
-        if re.match(r"book/\d\d_", doc):
-            _check_interactive_figures(page, doc, width)
-            if width == 1366:
-                _check_quiz(page, doc)
-        _check_sidebar_opens(page, doc, width)
+        chapter = re.match(r"book/\d\d_", doc)
+        for width in (WIDTHS[1], WIDTHS[0]):
+            if width != WIDTHS[1]:
+                page.set_viewport_size({"width": width, "height": 900})
+            _check_reading(page, doc, width)
+            if chapter:  # figures drawn before (after a resize) and after the clicks fit their column
+                _check_figures_fit(page, doc, width)
+                _check_interactive_figures(page, doc, width)
+                _check_figures_fit(page, doc, width)
+            _check_sidebar_opens(page, doc, width)
+            if width == WIDTHS[1]:
+                _close_drawer(page, doc, width)
+        if chapter:
+            _check_quiz(page, doc)
+        page.wait_for_load_state("networkidle")  # nothing still loading, so that every failure is seen
         assert not page.outside, f"{doc}: requests leave the machine: {page.outside[:5]}"
         assert not failed, f"{doc}: requests failed: {failed}"
         assert not errors, f"{doc}: console errors: {errors}"
