@@ -9,7 +9,8 @@ ASSETS  := _assets/.fetched-v3
 EXTRAS  := widgets,data,book,course,dev
 REPORT  := --cov=ncbook --cov-report=term:skip-covered --durations=10
 # Two pytest workers (pytest-xdist): one per core; the book is built once, by whichever needs it first.
-WORKERS ?= -n 2
+# worksteal: an idle worker takes tests queued for the other (the browser tests are long and adjacent).
+WORKERS ?= -n 2 --dist worksteal
 export NCBOOK_FAST ?= 1
 export HYPOTHESIS_PROFILE ?= ci
 

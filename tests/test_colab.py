@@ -14,10 +14,10 @@ Every chapter executes once per test run, in the book build; here only what diff
 again. The Colab path of a chapter differs from the build's in three places: the setup cell (it
 installs ``ncbook`` only in Colab), the packages its imports find, and the Colab branch of
 :func:`ncbook.interactive.show`, the one way a chapter displays an interactive figure. So, per
-ipywidgets major: one kernel runs every chapter's setup, parameters and import cells, and checks
-that pip was asked for exactly the pinned ncbook; and the interactive cells of one chapter (with the
-earlier cells they need, found by the names they read: not the whole chapter) run end to end and
-must display something whose widgets are all in the saved widget state. A static test checks that
+ipywidgets major, one kernel runs the interactive cells of one chapter (with the earlier cells they
+need, found by the names they read: not the whole chapter), which must display something whose
+widgets are all in the saved widget state; then every chapter's setup, parameters and import
+cells; and checks that pip was asked for exactly the pinned ncbook. A static test checks that
 every interactive cell of every chapter displays through ``interactive.show``, whose Colab branch
 ``tests/test_interactive.py`` tests.
 """
@@ -243,16 +243,6 @@ PROBE = ("import sys, ipywidgets\n"
          "print(ipywidgets.__version__, 'google.colab' in sys.modules, 'ncbook' in sys.modules)")
 
 
-def run_like_colab(md: Path, fake: Path, ipywidgets_major: int, tmp_path: Path):
-    """Execute a chapter's Colab slice; return the executed notebook, the interactive cells, pip's calls."""
-    nb = jupytext.read(md.with_suffix(".ipynb"))
-    keep, interactive = colab_slice(nb)
-    cells = [nb.cells[i] for i in keep] + [nbformat.v4.new_code_cell(PROBE)]
-    run = nbformat.v4.new_notebook(cells=cells, metadata=nb.metadata)
-    calls = _execute_like_colab(run, md, fake, ipywidgets_major, tmp_path)
-    return run, [keep.index(i) for i in interactive], calls
-
-
 def widget_views(cell) -> list[str]:
     return [o["data"][WIDGET_VIEW]["model_id"] for o in cell.get("outputs", [])
             if o.get("output_type") in ("display_data", "execute_result") and WIDGET_VIEW in o.get("data", {})]
@@ -280,7 +270,8 @@ def _execute_like_colab(nb, md: Path, fake: Path, ipywidgets_major: int, tmp_pat
     """Execute ``nb`` in a pretend-Colab kernel (cwd: the chapter's folder); return pip's recorded calls."""
     pip_log = tmp_path / "pip.jsonl"
     # Colab's kernel starts with matplotlib's inline backend, so a returned Figure is drawn as an image.
-    client = PollingClient(nb, timeout=120, kernel_name="python3", store_widget_state=True,
+    # immediate shutdown: the outputs are in; a graceful one only costs a second
+    client = PollingClient(nb, timeout=120, kernel_name="python3", store_widget_state=True, shutdown_kernel="immediate",
                            extra_arguments=["--matplotlib=inline"],
                            resources={"metadata": {"path": str(md.parent)}})
     try:
@@ -302,36 +293,42 @@ def _start_cells(nb) -> list[int]:
     return code[: code.index(params[0]) + 2] if params else code[:2]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("ipywidgets_major", [7, 8], ids=["ipywidgets7", "ipywidgets8"])
-def test_every_chapter_starts_in_pretend_colab(ipywidgets_major: int, fake_colab: Path, tmp_path: Path):
-    """Each chapter's setup, parameters and import cells, one chapter after the other in one kernel."""
-    notebooks = [jupytext.read(md.with_suffix(".ipynb")) for md in CHAPTERS]
-    # fresh cell ids: the setup cells of all chapters share one
-    cells = [nbformat.v4.new_code_cell(nb.cells[i].source, metadata=nb.cells[i].metadata)
-             for nb in notebooks for i in _start_cells(nb)]
-    cells.append(nbformat.v4.new_code_cell(PROBE))
-    run = nbformat.v4.new_notebook(cells=cells, metadata=notebooks[0].metadata)
-    pip_calls = _execute_like_colab(run, CHAPTERS[0], fake_colab, ipywidgets_major, tmp_path)
-    assert pip_calls == [["install", "--quiet", sync.install_requirement()]] * len(CHAPTERS), pip_calls
-    _check_probe(run.cells[-1], ipywidgets_major)
-
-
-#: Chapters whose interactive cells run end to end in pretend-Colab, each with one ipywidgets major
+#: The chapter whose interactive cells run end to end in pretend-Colab, per ipywidgets major
 #: (two interactive figures each, slices of a few seconds).
-END_TO_END = [("02_sphere_geometry", 7), ("05_normalized_ufm", 8)]
+END_TO_END = {7: "02_sphere_geometry", 8: "05_normalized_ufm"}
+
+
+def _fresh(cell):
+    """A copy of a code cell with a fresh id (the setup cells of all chapters share one)."""
+    return nbformat.v4.new_code_cell(cell.source, metadata=cell.metadata)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("stem", "ipywidgets_major"), END_TO_END, ids=[f"{s}-ipywidgets{m}" for s, m in END_TO_END])
-def test_interactive_cells_in_pretend_colab(stem: str, ipywidgets_major: int, fake_colab: Path, tmp_path: Path):
+@pytest.mark.no_cover  # only the kernel runs ncbook: coverage's tracer would slow nbclient's loop here
+@pytest.mark.parametrize("ipywidgets_major", sorted(END_TO_END), ids=lambda m: f"ipywidgets{m}")
+def test_chapters_start_and_draw_in_pretend_colab(ipywidgets_major: int, fake_colab: Path, tmp_path: Path):
+    """One pretend-Colab kernel per ipywidgets major runs, in this order:
+
+    1. the interactive cells of one chapter (``END_TO_END``) with the earlier cells they need, its
+       setup cell first, as a fresh Colab runtime runs them;
+    2. every chapter's setup, parameters and import cells, one chapter after the other;
+    3. a probe of what the kernel imported.
+    """
+    notebooks = {md.stem: jupytext.read(md.with_suffix(".ipynb")) for md in CHAPTERS}
+    stem = END_TO_END[ipywidgets_major]
+    keep, interactive = colab_slice(notebooks[stem])
+    cells = [_fresh(notebooks[stem].cells[i]) for i in keep]
+    cells += [_fresh(nb.cells[i]) for nb in notebooks.values() for i in _start_cells(nb)]
+    cells.append(nbformat.v4.new_code_cell(PROBE))
+    run = nbformat.v4.new_notebook(cells=cells, metadata=notebooks[stem].metadata)
     md = next(p for p in CHAPTERS if p.stem == stem)
-    run, interactive, pip_calls = run_like_colab(md, fake_colab, ipywidgets_major, tmp_path)
-    assert pip_calls == [["install", "--quiet", sync.install_requirement()]], pip_calls
+    pip_calls = _execute_like_colab(run, md, fake_colab, ipywidgets_major, tmp_path)
+    # each setup cell asks pip for exactly the pinned ncbook: the chapter's own, then every chapter's
+    assert pip_calls == [["install", "--quiet", sync.install_requirement()]] * (1 + len(CHAPTERS)), pip_calls
     _check_probe(run.cells[-1], ipywidgets_major)
     state = run.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
     assert interactive, f"{md.name}: no interactive cell to run"
-    for k in interactive:
+    for k in (keep.index(i) for i in interactive):
         cell = run.cells[k]
         assert shows_something(cell), f"{md.name}: this interactive cell displayed no widget or figure:\n{cell.source}"
         for view in widget_views(cell):

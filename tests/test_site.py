@@ -29,7 +29,9 @@ HTML = ROOT / "_build" / "html"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
-pytestmark = pytest.mark.slow
+# no_cover: these tests run no ncbook code in this process (the build and the browser are other
+# processes), and coverage's tracer would slow the browser driver's busy Python side by a fifth.
+pytestmark = [pytest.mark.slow, pytest.mark.no_cover]
 
 
 @pytest.fixture(scope="module")
@@ -214,26 +216,42 @@ def _check_figures_fit(page, doc, width):
             f"{doc} at {width}px: figure {div_id} is {style} high (drawn {drawn}px), not its {mode} {want}px")
 
 
+# Whether the site navigation is on screen (what playwright calls visible, and wider than a sliver).
+_SIDEBAR_SHOWN = """(width) => { const s = document.querySelector('.bd-sidebar-primary');
+    if (!s) return false;
+    const b = s.getBoundingClientRect(), st = getComputedStyle(s);
+    return st.visibility !== 'hidden' && st.display !== 'none'
+           && b.width > 50 && b.x + b.width > 10 && b.x < width; }"""
+
+
+def _sidebar_turns(page, width, was: bool) -> bool:
+    """Wait (the theme animates the drawer: at most 5 s) until the sidebar is no longer shown as ``was``."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(f"([w, was]) => ({_SIDEBAR_SHOWN})(w) !== was", arg=[width, was], timeout=5000,
+                               polling="raf")
+    except PlaywrightTimeout:
+        return False
+    return True
+
+
 def _check_sidebar_opens(page, doc, width):
     """The visible sidebar button opens (or, on a wide screen, toggles) the site navigation."""
     toggles = [t for t in page.locator(".primary-toggle").all() if t.is_visible()]
     assert toggles, f"{doc} at {width}px: no visible sidebar button"
-    sidebar = page.locator(".bd-sidebar-primary").first
-
-    def shown():
-        box = sidebar.bounding_box()
-        return bool(sidebar.is_visible() and box and box["width"] > 50 and box["x"] + box["width"] > 10
-                    and box["x"] < width)
-
-    was = shown()
+    was = page.evaluate(_SIDEBAR_SHOWN, width)
     toggles[0].click()
-    for _ in range(50):  # the theme animates the drawer: up to 5 s
-        if shown() != was:
-            break
-        page.wait_for_timeout(100)
-    assert shown() != was, f"{doc} at {width}px: the sidebar button does nothing"
+    assert _sidebar_turns(page, width, was), f"{doc} at {width}px: the sidebar button does nothing"
     if not was:
-        assert sidebar.locator("a").first.is_visible(), f"{doc} at {width}px: the sidebar shows no links"
+        links = page.locator(".bd-sidebar-primary a").first
+        assert links.is_visible(), f"{doc} at {width}px: the sidebar shows no links"
+
+
+def _close_drawer(page, doc, width):
+    """On a phone the opened sidebar is a drawer over the page: a tap on the page beside it closes it."""
+    page.mouse.click(width - 10, 450)
+    assert _sidebar_turns(page, width, True), f"{doc}: a tap beside the sidebar drawer does not close it on a phone"
 
 
 def _check_quiz(page, doc):
@@ -306,18 +324,6 @@ def _check_reading(page, doc, width):
                          && !e.closest('pre, table, mjx-container, .math, .ncbook-plotly, .cell_output'))
             .slice(0, 5).map(e => e.tagName + '.' + e.className)""")
         pytest.fail(f"{doc}: the page scrolls sideways on a phone by {overflow}px: {wide}")
-
-
-def _close_drawer(page, doc, width):
-    """On a phone the opened sidebar is a drawer over the page: a tap on the page beside it closes it."""
-    sidebar = page.locator(".bd-sidebar-primary").first
-    page.mouse.click(width - 10, 450)
-    for _ in range(50):  # the drawer slides out: up to 5 s
-        box = sidebar.bounding_box()
-        if not box or box["x"] + box["width"] <= 0:
-            return
-        page.wait_for_timeout(100)
-    pytest.fail(f"{doc}: a tap beside the sidebar drawer does not close it on a phone")
 
 
 @pytest.mark.browser
