@@ -44,7 +44,23 @@ def test_solution_functions_are_self_contained():
         assert checks.quiet_run(info.name, ns[info.answer]).full_marks, info.name
 
 
+def test_solution_function_splits_signature_docstring_and_body():
+    source = 'import math\n\ndef f(x):\n    """Twice x."""\n    y = 2 * x\n    return y\n'
+    assert otter._solution_function(source, "f") == ("def f(x):", '    """Twice x."""', "    y = 2 * x\n    return y")
+    assert otter._solution_function("def g():\n    return 1\n", "g") == ("def g():", "", "    return 1")
+    with pytest.raises(ValueError, match="defines no function 'h'"):
+        otter._solution_function(source, "h")
+
+
+def test_write_master_writes_the_master_notebook(tmp_path):
+    path = otter.write_master(tmp_path / "out")
+    assert path == tmp_path / "out" / "ncbook_exercises.ipynb"
+    written = [(c.cell_type, c.source) for c in nbformat.read(path, as_version=4).cells]
+    assert written == [(c.cell_type, c.source) for c in otter.master_notebook().cells]  # ids are fresh
+
+
 @pytest.mark.slow
+@pytest.mark.no_cover  # otter and nbconvert run here, ncbook only in their kernels (its code: the tests above)
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # otter's own dependencies (traitlets, nbconvert)
 @pytest.mark.filterwarnings("ignore::ResourceWarning")  # sockets of the kernels otter starts and leaves to the GC
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
