@@ -1,11 +1,13 @@
 """Build the book with warnings as errors, then open every page in headless Chromium.
 
 The build executes every chapter in FAST mode (cached in ``_build/.jupyter_cache``). The browser
-checks are what a reader would notice, at 1366 px and 390 px: pages load with a clean console and
-no request leaving the machine, math is typeset by the vendored MathJax (no raw TeX, no MathJax
-error, no equation cut), figures are not shrunk, code fits the column, every control of every
-interactive figure changes what is drawn, the sidebar opens, search works, the Colab button opens
-a notebook that exists. One browser serves the whole module.
+checks are what a reader would notice on a phone (each page opens 390 px wide) and on a laptop (the
+same page then widened to 1366 px, as a resized window or a rotated tablet does): pages load with a
+clean console and no request leaving the machine, math is typeset by the vendored MathJax (no raw
+TeX, no MathJax error, no equation cut), figures are not shrunk and fit their column, code fits the
+column, every control of every interactive figure changes what is drawn, the sidebar opens (and,
+on a phone, closes again), search works, the Colab button opens a notebook that exists. One browser
+serves the whole module; each page is loaded once.
 Chromium comes from Debian (``apt-get install chromium``); set ``NCBOOK_CHROMIUM`` to use another.
 """
 
