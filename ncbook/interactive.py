@@ -179,8 +179,8 @@ def to_html(fig, *, div_id: str | None = None) -> str:
         "  function apply(m) {  // panels side by side (wide) or stacked (narrow)\n"
         "    var u = r[m], k;\n"
         '    div.style.height = u.height + "px";  // at once: the page must not move when it draws\n'
-        "    // Once drawn, the figure is drawn afresh from its spec: after Plotly.relayout of the panels'\n"
-        "    // domains (or a redraw from the layout plotly has used) a 3-D view may no longer turn.\n"
+        "    // Once drawn, the figure is drawn afresh from its spec: after Plotly.relayout of its panels'\n"
+        "    // domains, a slider's animation leaves a 3-D view that no longer turns (plotly 7.1).\n"
         "    if (drawn) { window.Plotly.purge(div); s = JSON.parse(text); }\n"
         "    for (k in u) { put(s.layout, k, u[k]); }\n"
         "    mode = m;\n"
