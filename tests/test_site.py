@@ -281,8 +281,8 @@ def _check_quiz(page, doc):
     assert num.locator(".ncb-feedback").inner_text() == "Correct."
 
 
-def _check_reading(page, doc, width):
-    """Math typeset and whole, images loaded, figures at their size, code that fits, no sideways page."""
+def _check_content(page, doc):
+    """What does not depend on the width: text, typeset math without errors, images loaded, code lines."""
     text = page.inner_text("main")
     assert len(text) > 300, f"{doc}: page is nearly empty"
     if page.locator("main .math").count():  # Sphinx loads MathJax only on pages with math
@@ -305,6 +305,10 @@ def _check_reading(page, doc, width):
             .filter(p => !p.textContent.includes('ncbook_requirement = '))
             .flatMap(p => p.textContent.split('\n')).filter(l => l.length > limit)""", CODE_LINE_LIMIT)
         assert not long_lines, f"{doc}: {len(long_lines)} code lines over {CODE_LINE_LIMIT}: {long_lines[:3]}"
+
+
+def _check_width(page, doc, width):
+    """Figures at their size and equations whole on a laptop; on a phone, nothing runs off the screen."""
     if width > 600:
         shrunk = page.evaluate("""() => Array.from(document.querySelectorAll('main img'))
             .filter(i => i.naturalWidth > 0 && i.offsetParent !== null && i.clientWidth < 0.85 * i.naturalWidth)
@@ -328,6 +332,16 @@ def _check_reading(page, doc, width):
         pytest.fail(f"{doc}: the page scrolls sideways on a phone by {overflow}px: {wide}")
 
 
+def _check_at_width(page, doc, width):
+    """The checks that depend on the width, then the sidebar button (which leaves the sidebar toggled)."""
+    _check_width(page, doc, width)
+    if re.match(r"book/\d\d_", doc):  # figures drawn before (after a resize) and after the clicks fit
+        _check_figures_fit(page, doc, width)
+        _check_interactive_figures(page, doc, width)
+        _check_figures_fit(page, doc, width)
+    _check_sidebar_opens(page, doc, width)
+
+
 @pytest.mark.browser
 @pytest.mark.parametrize("doc", toc_files())
 def test_page_reads_well(browser, site, doc):
@@ -340,19 +354,13 @@ def test_page_reads_well(browser, site, doc):
     page, resp, errors, failed = _open(browser, f"{site}/{doc}.html", WIDTHS[1])
     try:
         assert resp is not None and resp.status == 200
-        chapter = re.match(r"book/\d\d_", doc)
-        for width in (WIDTHS[1], WIDTHS[0]):
-            if width != WIDTHS[1]:
-                page.set_viewport_size({"width": width, "height": 900})
-            _check_reading(page, doc, width)
-            if chapter:  # figures drawn before (after a resize) and after the clicks fit their column
-                _check_figures_fit(page, doc, width)
-                _check_interactive_figures(page, doc, width)
-                _check_figures_fit(page, doc, width)
-            _check_sidebar_opens(page, doc, width)
-            if width == WIDTHS[1]:
-                _close_drawer(page, doc, width)
-        if chapter:
+        laptop, phone = WIDTHS
+        _check_content(page, doc)
+        _check_at_width(page, doc, phone)
+        _close_drawer(page, doc, phone)
+        page.set_viewport_size({"width": laptop, "height": 900})
+        _check_at_width(page, doc, laptop)
+        if re.match(r"book/\d\d_", doc):
             _check_quiz(page, doc)
         page.wait_for_load_state("networkidle")  # nothing still loading, so that every failure is seen
         assert not page.outside, f"{doc}: requests leave the machine: {page.outside[:5]}"
