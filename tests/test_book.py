@@ -34,9 +34,14 @@ def toc_files() -> list[str]:
     return files
 
 
+def is_chapter(doc: str) -> bool:
+    """Whether a toc entry is a numbered chapter (``book/NN_name``), not the intro or an appendix."""
+    return re.match(r"book/\d\d_", doc) is not None
+
+
 def chapters() -> list[Path]:
     """The numbered chapters (MyST notebooks) listed in the toc."""
-    return [ROOT / f"{f}.md" for f in toc_files() if re.match(r"book/\d\d_", f)]
+    return [ROOT / f"{f}.md" for f in toc_files() if is_chapter(f)]
 
 
 CHAPTERS = chapters()
