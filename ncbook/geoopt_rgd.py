@@ -243,7 +243,7 @@ def run(points, loss_fn: Callable | None = None, *, egrad_fn: Callable | None = 
                                     momentum=momentum, betas=betas, exact=exact, tangent_grads=bool(tangent_grads))
     f_opt = rgd.batch_value(f_opt, start.f, "f_opt")
     stop = rgd.StoppingTest(gtol=gtol, ftol=ftol, f_opt=f_opt,
-                            floor=None if f_opt is None else rgd.roundoff(f_opt, start.f))
+                            floor=None if f_opt is None else rgd.roundoff(f_opt, start.f, blocks[0].dtype))
     return finish(rgd.iterate(advance, start, steps=steps, stop=stop, callback=callback, t0=t0))
 
 
@@ -281,12 +281,13 @@ def geoopt_stepper(points, egrad_fn, *, loss_fn=None, optimizer="sgd", lr, scale
             f = f.detach()
         with torch.no_grad():
             rg = tuple(p.grad if tangent_grads else manifold.egrad2rgrad(p, p.grad) for p in params)
-        return stepsize.Iterate.make(tuple(p.detach() for p in params), f, rg, ones, slope=False)
+        return stepsize.Iterate.make(tuple(p.detach() for p in params), f, rg, ones)
 
     start = evaluate()
-    nd = start.f.ndim
-    if any(p.ndim <= nd or tuple(p.shape[:nd]) != tuple(start.f.shape) for p in params):
-        raise ValueError(f"the loss has batch shape {tuple(start.f.shape)}; every block must start with it")
+    bshape = start.batch_shape
+    nd = len(bshape)
+    if any(p.ndim <= nd or tuple(p.shape[:nd]) != bshape for p in params):
+        raise ValueError(f"the loss has batch shape {bshape}; every block must start with it")
     if not rgd.all_finite(start):
         raise ValueError("the loss or its gradient is not finite at the starting point")
 
@@ -296,9 +297,10 @@ def geoopt_stepper(points, egrad_fn, *, loss_fn=None, optimizer="sgd", lr, scale
             old = [p.detach().clone() for p in params]
         opt.step()
         if partial:
+            mask = torch.as_tensor(active, device=params[0].device)
             with torch.no_grad():
                 for p, o in zip(params, old):
-                    p.copy_(torch.where(active.reshape(active.shape + (1,) * (p.ndim - nd)), p, o))
+                    p.copy_(torch.where(mask.reshape(mask.shape + (1,) * (p.ndim - nd)), p, o))
         return lr, evaluate(), 1
 
     advance.rule = f"geoopt-{optimizer}"

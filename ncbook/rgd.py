@@ -33,7 +33,8 @@ Batches of independent runs
 ---------------------------
 If the loss returns a tensor of shape ``(B,)`` (one value per run) instead of a scalar, every
 block carries that leading batch dimension (e.g. ``W`` of shape ``(B, K, d)``) and every scalar of
-the algorithm (step size, norms, line search, stopping test) is kept per run. A run that meets its
+the algorithm (step size, norms, line search, stopping test) is kept per run, as a float64 host
+value of the batch shape (see :mod:`ncbook.stepsize`). A run that meets its
 stopping test is frozen while the others continue, so a batched run equals the runs done one by one.
 
 geoopt equivalents: see :mod:`ncbook.geoopt_rgd` (``geoopt.optim.RiemannianSGD`` is the ``"fixed"``
@@ -62,7 +63,7 @@ from ._checks import (
     check_tolerance,
     check_unit_rows,
 )
-from .stepsize import DEFAULTS, Iterate, every, some
+from .stepsize import DEFAULTS, Iterate, largest, some
 
 __all__ = ["RULES", "History", "StoppingTest", "step", "run", "iterate", "rgd_stepper", "first_iterate",
            "batch_value", "roundoff", "retract_blocks", "record_array", "all_finite",
@@ -167,18 +168,22 @@ class StoppingTest:
     ----------
     gtol, ftol : float or None
         Tolerances (None: that test is off; ``ftol`` needs ``f_opt``).
-    g_scale : Tensor or None
+    gtol, ftol : float, ndarray or None
+        Tolerances, a number or one per run (None: that test is off; ``ftol`` needs ``f_opt``).
+    g_scale : float, ndarray or None
         With ``relative=True``, a constant scale of the gradient test instead of :math:`f`.
-    f_opt : Tensor or None
-        Known optimal value, of the batch shape.
+    f_opt : float, ndarray or None
+        Known optimal value, of the batch shape (see :func:`batch_value`).
     relative : bool
-    floor : float or Tensor
+    floor : float or ndarray
         Allowed negative gap (round-off of the loss), of the batch shape or a number.
+
+    All of them are host values (floats, or float64 arrays of the batch shape), as the iterates' are.
     """
 
-    gtol: float | None = None
-    ftol: float | None = None
-    f_opt: torch.Tensor | None = None
+    gtol: object = None
+    ftol: object = None
+    f_opt: object = None
     relative: bool = False
     floor: object = 0.0
     g_scale: object = None
@@ -193,15 +198,15 @@ class StoppingTest:
         if self.f_opt is not None:
             self.f_low = self.f_opt - self.floor
             if self.ftol is not None:
-                self.f_stop = self.f_opt + (self.ftol * self.f_opt.abs() if self.relative else self.ftol)
+                self.f_stop = self.f_opt + (self.ftol * abs(self.f_opt) if self.relative else self.ftol)
 
-    def done(self, it: Iterate) -> torch.Tensor | None:
-        """Bool tensor of the batch shape: which runs meet the test at ``it`` (None: no test is on)."""
+    def done(self, it: Iterate):
+        """Per-run bool (an array for a batch): which runs meet the test at ``it`` (None: no test is on)."""
         out = None
         if self.g_stop is not None:
             out = it.gnorm <= self.g_stop
         elif self.gtol is not None:
-            out = it.gnorm <= self.gtol * it.f.abs()
+            out = it.gnorm <= self.gtol * abs(it.f)
         if self.f_stop is not None:
             out = it.f <= self.f_stop if out is None else out | (it.f <= self.f_stop)
         return out
@@ -209,25 +214,24 @@ class StoppingTest:
     def below_floor(self, it: Iterate, t: int) -> None:
         """Raise :class:`ValueError` if a gap is negative beyond round-off (``f_opt`` is no lower bound)."""
         if self.f_low is not None and some(it.f < self.f_low):
-            self.refuse(float((it.f - self.f_opt).min()), t)
+            self.refuse(float(np.min(it.f - self.f_opt)), t)
 
     def check_history(self, losses: np.ndarray) -> None:
         """:meth:`below_floor` on a whole record ``(T+1, *batch)`` at once (NaN entries are skipped)."""
         if self.f_low is None:
             return
-        low = self.f_low.cpu().numpy()
         with np.errstate(invalid="ignore"):
-            below = losses < low
+            below = losses < self.f_low
             bad = np.argwhere(below) if below.any() else ()
         if len(bad):
             t = int(bad[0][0])
-            self.refuse(float(np.nanmin(losses[t] - self.f_opt.cpu().numpy())), t)
+            self.refuse(float(np.nanmin(losses[t] - self.f_opt)), t)
 
     def refuse(self, worst: float, t: int) -> None:
         """Raise the :class:`ValueError` for a negative gap ``worst`` at iteration ``t``."""
         raise ValueError(
             f"f_opt is not a lower bound of the loss: at iteration {t} the gap f - f_opt is {worst:.3g}, "
-            f"beyond round-off ({float(torch.as_tensor(self.floor).max()):.2g}); check f_opt "
+            f"beyond round-off ({float(np.max(self.floor)):.2g}); check f_opt "
             "(ufm.optimal_loss assumes balanced classes and d >= K-1)")
 
 
@@ -274,7 +278,7 @@ def run(
         Per-block step factors :math:`s_i` (default all 1).
     gtol : float or None
         Stop when :math:`\lVert \operatorname{grad} f \rVert \le` ``gtol`` (None: never).
-    f_opt : float, Tensor ``(B,)`` or None
+    f_opt : float, array or Tensor ``(B,)``, or None
         Known optimal value; with ``ftol``, stop when :math:`f - f^\star \le` ``ftol``. A gap below
         minus the round-off of the loss raises :class:`ValueError` (``f_opt`` is not a lower bound).
     ftol : float or None
@@ -289,7 +293,7 @@ def run(
         Zhang-Hager averaging weight of the ``"bb"`` line search (0 gives a monotone test).
     callback : callable, optional
         ``callback(t, points, loss, grad_norm)`` at each iterate ``t`` (``loss`` and ``grad_norm``
-        are floats, or ``(B,)`` tensors for a batch); return True to stop.
+        are floats, or float64 arrays ``(B,)`` for a batch); return True to stop.
 
     Returns
     -------
@@ -344,7 +348,7 @@ def run(
     fg = _user_objective(loss_fn, rgrad_fn, loss_and_rgrad)
     start = first_iterate(fg, points, scales)
     f_opt = batch_value(f_opt, start.f, "f_opt")
-    floor = None if f_opt is None else roundoff(f_opt, start.f)
+    floor = None if f_opt is None else roundoff(f_opt, start.f, points[0].dtype)
     stop = StoppingTest(gtol=gtol, ftol=ftol, f_opt=f_opt, floor=floor)
     return iterate(rgd_stepper(fg, stepsize.make_rule(rule, lr, **options), start, scales), start, steps=steps,
                    stop=stop, callback=callback, t0=t0)
@@ -389,75 +393,71 @@ def first_iterate(fg, points, scales) -> Iterate:
     return it
 
 
-def step_fits(a, gnorm: torch.Tensor, too_long: float) -> bool:
-    """Whether ``a * gnorm < too_long`` for every run (``a`` a number or per-run tensor; one host read)."""
-    if isinstance(a, torch.Tensor):
-        longest = a * gnorm
-        return float(longest if longest.ndim == 0 else longest.max()) < too_long
-    return float(gnorm if gnorm.ndim == 0 else gnorm.max()) * a < too_long
+def step_fits(a, gnorm, too_long: float) -> bool:
+    """Whether ``a * gnorm < too_long`` for every run (``a`` and ``gnorm`` per-run host values or numbers)."""
+    return largest(a * gnorm) < too_long
 
 
 def all_finite(it: Iterate) -> bool:
-    """Whether the loss and the gradient norm of every run are finite (one host read in the common case).
+    """Whether the loss and the gradient norm of every run are finite.
 
-    A sum of finite numbers is finite unless it overflows; only then are the entries tested one by one.
     The gradient norm is finite exactly when every entry of the gradient is (or overflows: refused too).
     """
-    if it.f.ndim == 0:  # two plain reads
-        return math.isfinite(float(it.f)) and math.isfinite(float(it.gnorm))
-    return math.isfinite(float((it.f + it.gnorm).sum())) or (
-        every(torch.isfinite(it.f)) and every(torch.isfinite(it.gnorm)))
+    if isinstance(it.f, np.ndarray):
+        return bool(np.isfinite(it.f).all() and np.isfinite(it.gnorm).all())
+    return math.isfinite(it.f) and math.isfinite(it.gnorm)
 
 
-def batch_value(v, f: torch.Tensor, name: str):
-    """``v`` (None, a number or a tensor) as a finite tensor of the batch shape of ``f``."""
+def batch_value(v, f, name: str):
+    """``v`` (None, a number, an array or a tensor) as a finite host value of the batch shape of ``f``.
+
+    A float for a single run, a float64 array for a batch (a number is repeated for every run).
+    """
     if v is None:
         return None
     try:
-        v = torch.as_tensor(v, dtype=f.dtype, device=f.device)
+        v = np.array(v.detach().cpu().to(torch.float64).numpy() if isinstance(v, torch.Tensor) else v,
+                     dtype=np.float64)
     except (TypeError, ValueError, RuntimeError) as exc:
-        raise TypeError(f"{name} must be a number or a tensor of the batch shape {tuple(f.shape)}") from exc
-    if not bool(torch.isfinite(v).all()):
+        raise TypeError(f"{name} must be a number or a tensor of the batch shape {np.shape(f)}") from exc
+    if not np.isfinite(v).all():
         raise ValueError(f"{name} must be finite")
-    v = v.expand(f.shape) if v.ndim == 0 else v
-    if v.shape != f.shape:
-        raise ValueError(f"{name} must be a number or have the batch shape {tuple(f.shape)}, got {tuple(v.shape)}")
+    shape = np.shape(f)
+    if v.ndim == 0:
+        return np.full(shape, float(v)) if shape else float(v)
+    if v.shape != shape:
+        raise ValueError(f"{name} must be a number or have the batch shape {shape}, got {v.shape}")
     return v
 
 
-def roundoff(f_opt: torch.Tensor, f0: torch.Tensor, factor: float = 64.0) -> torch.Tensor:
-    """How far below ``f_opt`` a computed loss may fall by round-off alone: ``factor * eps * max(|f_opt|, |f0|)``."""
-    eps = torch.finfo(f0.dtype).eps
-    return factor * eps * torch.maximum(f_opt.abs(), f0.abs())
+def roundoff(f_opt, f0, dtype: torch.dtype, factor: float = 64.0):
+    """How far below ``f_opt`` a computed loss may fall by round-off alone: ``factor * eps * max(|f_opt|, |f0|)``.
+
+    ``eps`` is that of the loss's ``dtype``; ``f_opt`` and ``f0`` are per-run host values.
+    """
+    return factor * torch.finfo(dtype).eps * np.maximum(abs(f_opt), abs(f0))
 
 
-def record_array(values: list, empty_shape: tuple, bshape: tuple, dtype) -> np.ndarray:
-    """Stack a per-iteration record as a float64 array ``(T, *batch)``.
+def record_array(values: list, bshape: tuple) -> np.ndarray:
+    """Stack a per-iteration record of per-run host values as a float64 array ``(T, *batch)``.
 
-    Plain numbers (fixed steps) are broadcast; no values give zeros of ``empty_shape``.
+    Plain numbers (a fixed step shared by the runs of a batch) are repeated for every run.
     """
     if not values:
-        return np.zeros(empty_shape)
-    if not any(isinstance(v, torch.Tensor) for v in values):  # plain numbers: no tensor per value
-        return np.broadcast_to(np.asarray(values, dtype=np.float64).reshape((-1,) + (1,) * len(bshape)),
-                               (len(values),) + tuple(bshape)).copy()
-    values = [v if isinstance(v, torch.Tensor) else torch.full(bshape, v, dtype=dtype) for v in values]
-    return torch.stack(values).cpu().numpy().astype(np.float64)
-
-
-def _records(losses: list, gnorms: list, alphas: list, bshape: tuple, dtype) -> tuple:
-    """Return the loss, gradient-norm and step records as float64 arrays (one stack, one transfer if possible)."""
-    T = len(losses)
-    if alphas and all(isinstance(v, torch.Tensor) and v.shape == bshape for v in alphas):
-        rec = torch.stack(losses + gnorms + alphas).cpu().numpy().astype(np.float64)
-        return rec[:T], rec[T:2 * T], rec[2 * T:]
-    both = torch.stack(losses + gnorms).cpu().numpy().astype(np.float64)
-    return both[:T], both[T:], record_array(alphas, (0,) + bshape, bshape, dtype)
+        return np.zeros((0,) + tuple(bshape))
+    if bshape:
+        return np.stack([np.broadcast_to(v, bshape) for v in values]).astype(np.float64)
+    return np.array(values, dtype=np.float64)
 
 
 def retract_blocks(x: tuple, g: tuple, a, scales: tuple) -> tuple:
-    r"""Row-wise :math:`(x_i - a\, s_i g_i)/\lVert\cdot\rVert` for every block; ``a`` a number or per-run tensor."""
+    r"""Row-wise :math:`(x_i - a\, s_i g_i)/\lVert\cdot\rVert` for every block.
+
+    ``a`` is a number, or a per-run array ``(B,)`` for a batch (sent to the device once).
+    """
     out = []
+    if isinstance(a, np.ndarray):
+        a = torch.as_tensor(a, dtype=x[0].dtype, device=x[0].device)
     shaped = {}  # the per-run step against blocks of each number of axes (one reshape per ndim)
     for xi, gi, si in zip(x, g, scales):
         if isinstance(a, torch.Tensor):
@@ -477,19 +477,17 @@ def rgd_stepper(fg, rule: stepsize.StepRule, start: Iterate, scales: tuple):
     The rule searches along :math:`-S g`, retracting each trial point.
     """
     rule.start(start, scales)
-    slope = rule.needs_slope
-    too_long = torch.finfo(start.f.dtype).max ** 0.5 / 1e4 / max(scales)
+    too_long = torch.finfo(start.x[0].dtype).max ** 0.5 / 1e4 / max(scales)
 
     def advance(it, active):
         def trial(a):
             # a step so long that |x - a s g|^2 overflows would leave zero or NaN rows: refuse it first
             if not step_fits(a, it.gnorm, too_long):
                 raise ValueError(f"the RGD step overflows: lr (or the step size its rule reached, "
-                                 f"{float(torch.as_tensor(a).max()):.3g}) times the gradient norm is too large; "
-                                 "use a smaller lr")
+                                 f"{largest(a):.3g}) times the gradient norm is too large; use a smaller lr")
             x = retract_blocks(it.x, it.g, a, scales)
             f, g = fg(x)
-            return Iterate.make(x, f, g, scales, slope=slope)
+            return Iterate.make(x, f, g, scales)
 
         return rule.search(it, trial, active)
 
@@ -504,9 +502,9 @@ def iterate(advance, start: Iterate, *, steps: int, stop: StoppingTest, callback
     r"""Run the loop shared by every optimizer of the course: test, step, freeze, check, record.
 
     ``advance(it, active) -> (alpha, new_iterate, evaluations)`` makes one step from ``it`` (``active``
-    is the mask of runs still going, None when all are)
+    is the bool array of the runs still going, None when all are)
     (:func:`rgd_stepper` for RGD, ``geoopt_rgd``'s optimizer step for geoopt); ``alpha`` is the base
-    step size taken (a number or a per-run tensor). Runs of a batch that meet ``stop`` are frozen:
+    step size taken (a number or a per-run array). Runs of a batch that meet ``stop`` are frozen:
     they keep their iterate while the others go on, so a batch equals its runs done one by one.
     A step that overflows, or a loss or gradient that is no longer finite, raises :class:`ValueError`
     naming ``lr``.
@@ -515,33 +513,31 @@ def iterate(advance, start: Iterate, *, steps: int, stop: StoppingTest, callback
     rule = label or getattr(advance, "rule", "custom")
     scales = getattr(advance, "scales", (1.0,))
     it = start
-    bshape = tuple(it.f.shape)
+    bshape = it.batch_shape
     batched = len(bshape) > 0
+    size = int(np.prod(bshape))
     stop.prepare()
     stop.below_floor(it, 0)
-    # the mask of the runs still going: only a batch keeps one (a single run just stops)
-    active = torch.ones(bshape, dtype=torch.bool, device=it.f.device) if batched else None
-    too_long = torch.finfo(it.f.dtype).max ** 0.5 / 1e4 / max(scales)
+    # the runs still going: only a batch keeps a mask (a single run just stops)
+    active = np.ones(bshape, dtype=bool) if batched else None
+    too_long = torch.finfo(it.x[0].dtype).max ** 0.5 / 1e4 / max(scales)
     step_checked = getattr(advance, "checks_step", False)  # the stepper refuses overflowing steps itself
     losses, gnorms, alphas, times = [it.f], [it.gnorm], [], [time.perf_counter() - t0]
     evals = 1
-    partial = False  # some runs of the batch have stopped (their records are NaN from then on)
     for t in range(steps + 1):
-        # the test at iterate t (one host sync per step: the any/all of the active runs)
         done = stop.done(it)
         if done is None:
-            n_active = it.f.numel()
+            n_active = size
         elif batched:
             active = active & ~done
             n_active = int(active.sum())
         else:  # a single run: no mask to keep, it just stops
-            n_active = 0 if bool(done) else 1
-        if callback is not None and callback(t, it.x, it.f if batched else float(it.f),
-                                             it.gnorm if batched else float(it.gnorm)):
+            n_active = 0 if done else 1
+        if callback is not None and callback(t, it.x, it.f, it.gnorm):
             break
         if t == steps or n_active == 0:
             break
-        partial = n_active < it.f.numel()
+        partial = n_active < size  # some runs of the batch have stopped (their records are NaN from then on)
         a, new, k = advance(it, active if partial else None)
         evals += k
         if partial:
@@ -552,17 +548,17 @@ def iterate(advance, start: Iterate, *, steps: int, stop: StoppingTest, callback
                              "longer finite; use a smaller lr (or a smaller tau, or a rule with a line search)")
         it = new
         if partial:
-            losses.append(torch.where(active, it.f, math.nan))
-            gnorms.append(torch.where(active, it.gnorm, math.nan))
-            alphas.append(torch.where(active, a, math.nan))
+            losses.append(np.where(active, it.f, math.nan))
+            gnorms.append(np.where(active, it.gnorm, math.nan))
+            alphas.append(np.where(active, a, math.nan))
         else:
             losses.append(it.f)
             gnorms.append(it.gnorm)
             alphas.append(a)
         times.append(time.perf_counter() - t0)
     # the loop always ends right after the test at the final iterate: ``done`` is that test
-    converged = torch.zeros(bshape, dtype=torch.bool) if done is None else done
-    loss, grad_norm, step_size = _records(losses, gnorms, alphas, bshape, it.f.dtype)
+    converged = np.zeros(bshape, dtype=bool) if done is None else done
+    loss, grad_norm, step_size = (record_array(v, bshape) for v in (losses, gnorms, alphas))
     stop.check_history(loss)
     # a run's steps: its recorded (non-NaN) iterates after the start
     iters = (~np.isnan(loss)).sum(0) - 1 if batched else len(losses) - 1
@@ -574,7 +570,7 @@ def iterate(advance, start: Iterate, *, steps: int, stop: StoppingTest, callback
         step_size=step_size,
         time=np.asarray(times),
         iterations=iters if batched else int(iters),
-        converged=converged.cpu().numpy() if batched else bool(converged),
+        converged=np.asarray(converged, dtype=bool) if batched else bool(converged),
         rule=rule,
         evaluations=evals,
         scales=tuple(scales),

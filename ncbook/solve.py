@@ -255,8 +255,8 @@ def solve(K: int, d: int, n: int, tau, *, method: str = "auto", steps: int | Non
     y = ufm.balanced_labels(K, n, device=device)
     W, H = _start(K, d, n, seeds, batched, dtype, device)
 
-    def per_run(values):  # one value per run, as a tensor of the batch shape
-        return torch.tensor(values if batched else values[0], dtype=dtype, device=device)
+    def per_run(values):  # one host value per run, as the solver keeps them: a float, or an array for a batch
+        return np.asarray(values, dtype=np.float64) if batched else float(values[0])
 
     # relative round-off of the loss (it is accurate in relative terms, to about tau * eps)
     floor_rel = [ROUNDOFF * (1 + t) * torch.finfo(dtype).eps for t in taus]
@@ -265,7 +265,7 @@ def solve(K: int, d: int, n: int, tau, *, method: str = "auto", steps: int | Non
     use_g = stop_on in ("either", "grad")
     use_f = stop_on in ("either", "gap") and has_opt
     log_f = method == "rgd-logbb"
-    fg = ufm.fused_objective(y, K, per_run(taus) if batched else taus[0], dtype)
+    fg = ufm.fused_objective(y, K, torch.tensor(taus, dtype=dtype, device=device) if batched else taus[0], dtype)
     if log_f:  # minimize log f: same minimizers, gradient grad f / f, scale-free at any tau
         fg = _log_objective(fg)
         stop = rgd.StoppingTest(gtol=per_run(tols) if use_g else None,
@@ -274,10 +274,10 @@ def solve(K: int, d: int, n: int, tau, *, method: str = "auto", steps: int | Non
                                 floor=per_run(floor_rel))
     else:
         # ||grad f|| <= tol * f* (f* <= f: a constant and stricter form of the test relative to f)
-        tol_t = per_run(tols) if use_g or use_f else None  # one tensor each, shared by both tests
-        opt_t = per_run(opt_list) if has_opt else None
-        stop = rgd.StoppingTest(gtol=tol_t if use_g else None, ftol=tol_t if use_f else None,
-                                f_opt=opt_t, relative=True, g_scale=opt_t,
+        tol_h = per_run(tols)
+        opt_h = per_run(opt_list) if has_opt else None
+        stop = rgd.StoppingTest(gtol=tol_h if use_g else None, ftol=tol_h if use_f else None,
+                                f_opt=opt_h, relative=True, g_scale=opt_h,
                                 floor=per_run([fl * o for fl, o in zip(floor_rel, opt_list)]) if has_opt else 0.0)
     scales = (1.0, float(n))
 

@@ -13,37 +13,88 @@ returns the retracted and evaluated candidate :class:`Iterate`:
 * :class:`BarzilaiBorwein` -- the Riemannian BB step (long and short sizes alternating, vector
   transport by tangent projection), safeguarded by a nonmonotone (Zhang-Hager) Armijo test.
 
-Every per-run quantity is a tensor of the batch shape (``()`` for a single run, ``(B,)`` for a
-batch of independent runs): one representation, no Python-float twin. The line search of
-pymanopt (``pymanopt.optimizers.line_search``) has the same split between the optimizer and a
-searcher object; these rules add per-run step sizes for batches.
+Every per-run quantity (loss, gradient norms, slope, step size, line-search reference) is a
+float64 value on the host of the batch shape: a ``float`` for a single run, an ``ndarray`` ``(B,)``
+for a batch of independent runs. One representation, no tensor twin: these numbers steer the
+control flow (acceptance, stopping), so they must reach the host anyway, and arithmetic on them
+there costs a fraction of a tensor operation. The blocks (points and gradients) stay tensors on
+their device; each evaluation sends its per-run reductions to the host at once (:func:`to_host`).
+The line search of pymanopt (``pymanopt.optimizers.line_search``) has the same split between the
+optimizer and a searcher object; these rules add per-run step sizes for batches.
 
 Introduced in: chapter 03 (RGD by hand).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ._checks import check_integer, check_positive_real, check_real
 
 __all__ = ["DEFAULTS", "Iterate", "StepRule", "Fixed", "Armijo", "BarzilaiBorwein", "make_rule", "RULES",
-           "block_inner", "block_norm", "inner", "every", "some"]
+           "block_inner", "block_norm", "inner", "to_host", "every", "some", "select", "largest", "clip"]
 
 #: Default constants of the line searches, defined here once (``rgd.run`` and ``solve`` use them).
 DEFAULTS = {"c": 1e-4, "shrink": 0.5, "max_backtracks": 40, "lr_min": 1e-12, "lr_max": 1e6, "nonmonotone": 0.85}
 
 
-def block_inner(u: tuple, v: tuple, weights, nd: int) -> torch.Tensor:
-    r""":math:`\sum_i w_i \langle u_i, v_i\rangle` per run: a tensor of the batch shape (the first ``nd`` axes)."""
-    total = None
-    for ui, vi, wi in zip(u, v, weights):
-        term = inner(ui, vi, nd)
-        total = term * wi if total is None else torch.add(total, term, alpha=wi)
-    return total
+# --------------------------------------------------------------------------- per-run values on the host
+
+def to_host(*values: torch.Tensor) -> list:
+    """Return per-run tensors of one batch shape as host values: floats for ``()``, float64 arrays for ``(B,)``.
+
+    On the CPU each is a plain read; from an accelerator they travel in one transfer.
+    """
+    if values[0].device.type != "cpu":
+        values = torch.stack([v.detach() for v in values]).to("cpu", torch.float64).unbind(0)
+    return [float(v) if v.ndim == 0 else v.detach().to(torch.float64).numpy().copy() for v in values]
+
+
+def every(mask) -> bool:
+    """Whether every entry of a per-run bool (a bool, or an array for a batch) is True."""
+    return bool(mask.all()) if isinstance(mask, np.ndarray) else bool(mask)
+
+
+def some(mask) -> bool:
+    """Whether some entry of a per-run bool (a bool, or an array for a batch) is True."""
+    return bool(mask.any()) if isinstance(mask, np.ndarray) else bool(mask)
+
+
+def select(mask, a, b):
+    """Per run: ``a`` where ``mask`` is True, ``b`` elsewhere (``np.where`` for a batch, a plain choice for one run)."""
+    return np.where(mask, a, b) if isinstance(mask, np.ndarray) else (a if mask else b)
+
+
+def largest(v) -> float:
+    """Return the largest entry of a per-run value (the value itself for a single run)."""
+    return float(v.max()) if isinstance(v, np.ndarray) else float(v)
+
+
+def clip(v, low: float, high: float):
+    """Clip a per-run value to ``[low, high]``; NaN gives ``high`` (as an infinite step does)."""
+    if isinstance(v, np.ndarray):
+        return np.clip(np.nan_to_num(v, nan=high, posinf=high), low, high)
+    return high if v != v else min(max(v, low), high)
+
+
+def _hypot(values: list):
+    r"""Return :math:`\sqrt{\sum_i v_i^2}` of per-run values without overflow (``math.hypot`` for one run)."""
+    if isinstance(values[0], np.ndarray):
+        return functools.reduce(np.hypot, values)
+    return math.hypot(*values)
+
+
+# --------------------------------------------------------------------------- reductions over the blocks
+
+def block_inner(u: tuple, v: tuple, weights, nd: int):
+    r""":math:`\sum_i w_i \langle u_i, v_i\rangle` per run: a host value of the batch shape (the first ``nd`` axes)."""
+    terms = to_host(*(inner(ui, vi, nd) for ui, vi in zip(u, v)))
+    return sum(w * t for w, t in zip(weights, terms))
 
 
 def inner(u: torch.Tensor, v: torch.Tensor, nd: int) -> torch.Tensor:
@@ -61,16 +112,6 @@ def block_norm(u: torch.Tensor, nd: int) -> torch.Tensor:
     return torch.linalg.vector_norm(u) if nd == 0 else torch.linalg.vector_norm(u, dim=tuple(range(nd, u.ndim)))
 
 
-def every(mask: torch.Tensor) -> bool:
-    """Whether every entry of a bool tensor of the batch shape is True (one host sync, no reduction for ``()``)."""
-    return bool(mask) if mask.ndim == 0 else bool(mask.all())
-
-
-def some(mask: torch.Tensor) -> bool:
-    """Whether some entry of a bool tensor of the batch shape is True (one host sync, no reduction for ``()``)."""
-    return bool(mask) if mask.ndim == 0 else bool(mask.any())
-
-
 @dataclass
 class Iterate:
     r"""One iterate of a run (or a batch of runs): point, loss and Riemannian gradient.
@@ -78,63 +119,62 @@ class Iterate:
     Attributes
     ----------
     x, g : tuple of Tensor
-        The blocks of the point and of its Riemannian gradient (same shapes).
-    f : Tensor
-        The loss, of the batch shape ``()`` or ``(B,)``.
-    norms : tuple of Tensor
-        :math:`\lVert g_i\rVert` per block, each of the batch shape.
-    gnorm : Tensor
+        The blocks of the point and of its Riemannian gradient (same shapes, on the device).
+    f : float or ndarray ``(B,)``
+        The loss per run (host, float64).
+    norms : tuple
+        :math:`\lVert g_i\rVert` per block, per run (host).
+    gnorm : float or ndarray
         :math:`\lVert g\rVert` (product metric).
-    gSg : Tensor
-        :math:`\langle g, S g\rangle` with the block scales: minus the slope along the step :math:`-S g`.
+    gSg : float or ndarray
+        :math:`\langle g, S g\rangle = \sum_i s_i \lVert g_i\rVert^2` with the block scales: minus the slope
+        along the step :math:`-S g`.
     """
 
     x: tuple
-    f: torch.Tensor
+    f: object
     g: tuple
     norms: tuple
-    gnorm: torch.Tensor
-    gSg: torch.Tensor | None
+    gnorm: object
+    gSg: object
 
     @classmethod
-    def make(cls, x, f, g, scales, *, slope: bool = True) -> Iterate:
-        """Build an iterate, computing the norms from the gradient blocks (``gSg`` only if ``slope``)."""
+    def make(cls, x, f: torch.Tensor, g, scales) -> Iterate:
+        """Build an iterate from the loss tensor ``f`` (batch shape) and the gradient blocks; one host transfer."""
         nd = f.ndim
-        norms = tuple(block_norm(gi, nd) for gi in g)
-        gnorm = norms[0]
-        for q in norms[1:]:
-            gnorm = torch.hypot(gnorm, q)
-        gSg = None
-        if slope:
-            gSg = norms[0].square() if scales[0] == 1.0 else norms[0].square().mul_(scales[0])
-            for q, s in zip(norms[1:], scales[1:]):
-                gSg = torch.addcmul(gSg, q, q, value=s)
-        return cls(x=tuple(x), f=f, g=tuple(g), norms=norms, gnorm=gnorm, gSg=gSg)
+        f, *norms = to_host(f, *(block_norm(gi, nd) for gi in g))
+        gSg = sum(s * q * q for s, q in zip(scales, norms))
+        return cls(x=tuple(x), f=f, g=tuple(g), norms=tuple(norms), gnorm=_hypot(norms), gSg=gSg)
 
-    def where(self, mask: torch.Tensor, other: Iterate) -> Iterate:
-        """Per run: this iterate where ``mask`` is True, ``other`` elsewhere (frozen runs keep theirs)."""
-        nd = self.f.ndim
+    @property
+    def batch_shape(self) -> tuple:
+        """``()`` for a single run, ``(B,)`` for a batch."""
+        return np.shape(self.f)
+
+    def where(self, mask: np.ndarray, other: Iterate) -> Iterate:
+        """Per run: this iterate where ``mask`` (bool array of the batch shape) is True, ``other`` elsewhere."""
+        nd = mask.ndim
+        on_device = torch.as_tensor(mask, device=self.x[0].device)
 
         def pick(a, b):
-            return torch.where(mask.reshape(mask.shape + (1,) * (a.ndim - nd)), a, b)
+            return torch.where(on_device.reshape(mask.shape + (1,) * (a.ndim - nd)), a, b)
 
-        return Iterate(x=tuple(map(pick, self.x, other.x)), f=pick(self.f, other.f),
-                       g=tuple(map(pick, self.g, other.g)), norms=tuple(map(pick, self.norms, other.norms)),
-                       gnorm=pick(self.gnorm, other.gnorm),
-                       gSg=None if self.gSg is None else pick(self.gSg, other.gSg))
+        return Iterate(x=tuple(map(pick, self.x, other.x)), f=np.where(mask, self.f, other.f),
+                       g=tuple(map(pick, self.g, other.g)),
+                       norms=tuple(np.where(mask, a, b) for a, b in zip(self.norms, other.norms)),
+                       gnorm=np.where(mask, self.gnorm, other.gnorm), gSg=np.where(mask, self.gSg, other.gSg))
 
 
 class StepRule:
     """Base class of the step-size rules: ``start`` once, then ``search`` at every iteration.
 
     ``search(it, trial, active)`` returns ``(alpha, new_iterate, evaluations)``; ``trial(alpha)``
-    retracts ``it.x - alpha * S * it.g`` and evaluates the loss and gradient there. ``active``
-    (bool, batch shape, or None when all runs go on) marks the runs still going: a frozen run never
-    blocks a line search.
+    retracts ``it.x - alpha * S * it.g`` and evaluates the loss and gradient there (``alpha`` a
+    per-run host value). ``active`` (bool array of the batch shape, or None when all runs go on)
+    marks the runs still going: a frozen run never blocks a line search.
     """
 
     name = "base"
-    needs_slope = True  # whether the rule uses <g, S g> (Iterate.gSg)
 
     def start(self, it: Iterate, scales: tuple) -> None:
         """Begin a run at the first iterate ``it`` with the block ``scales`` (once, before any search)."""
@@ -149,7 +189,6 @@ class Fixed(StepRule):
     r"""The fixed step :math:`\alpha_t = \mathrm{lr}` (a plain number shared by all runs)."""
 
     name = "fixed"
-    needs_slope = False
 
     def __init__(self, lr: float):
         self.lr = check_positive_real(lr, "lr")
@@ -185,19 +224,20 @@ class Armijo(StepRule):
     def start(self, it, scales):
         """Set the step to ``lr`` per run and the round-off floor of the loss (see :meth:`StepRule.start`)."""
         super().start(it, scales)
-        self.alpha = torch.full(it.f.shape, self.lr, dtype=it.f.dtype, device=it.f.device)
+        shape = it.batch_shape
+        self.alpha = np.full(shape, self.lr) if shape else self.lr
         self.first = True
         # |f+ - f| below this means f sits at its round-off floor (scale: the starting loss)
-        rtol = 1e-10 if it.f.dtype == torch.float64 else 1e-5
-        self.flat = rtol * it.f.abs().clamp_min(self.flat_floor)
+        rtol = 1e-10 if it.x[0].dtype == torch.float64 else 1e-5
+        self.flat = rtol * np.maximum(abs(it.f), self.flat_floor)
         self.reference = it.f
 
     def first_trial(self, it):
         """Return the first trial step per run: ``lr`` at first, then ``2 * alpha`` clipped to ``[lr_min, lr_max]``."""
-        return self.alpha if self.first else (2 * self.alpha).clamp(self.lr_min, self.lr_max)
+        return self.alpha if self.first else clip(2 * self.alpha, self.lr_min, self.lr_max)
 
     def flat_test(self, it, new):
-        """Test acceptance where f is flat (bool, batch shape): the gradient norm (scaled metric) must shrink."""
+        """Test acceptance where f is flat (per-run bool): the gradient norm (scaled metric) must shrink."""
         return new.gSg <= (1 - self.c) * it.gSg
 
     def search(self, it, trial, active):
@@ -208,15 +248,15 @@ class Armijo(StepRule):
         a = self.first_trial(it)
         for evals in range(1, self.max_backtracks + 2):
             new = trial(a)
-            ok = new.f <= torch.addcmul(self.reference, a, it.gSg, value=-self.c)
-            flat = torch.sub(new.f, it.f).abs_() <= self.flat
+            ok = new.f <= self.reference - self.c * a * it.gSg
+            flat = abs(new.f - it.f) <= self.flat
             if some(flat):
-                ok = torch.where(flat, self.flat_test(it, new), ok)
+                ok = select(flat, self.flat_test(it, new), ok)
             if active is not None:  # None: every run is active
                 ok = ok | ~active
             if every(ok) or evals == self.max_backtracks + 1:
                 break
-            a = torch.where(ok, a, a * self.shrink)
+            a = select(ok, a, a * self.shrink)
         self.after(it, new, a)
         return a, new, evals
 
@@ -258,49 +298,50 @@ class BarzilaiBorwein(Armijo):
         return self.alpha
 
     def flat_test(self, it, new):
-        r"""Test Hager-Zhang's approximate Armijo condition, used where f is flat (bool, batch shape).
+        r"""Test Hager-Zhang's approximate Armijo condition, used where f is flat (per-run bool).
 
         The condition is :math:`\langle g^+, S g\rangle \ge -(1-2c)\langle g, S g\rangle`.
         """
-        return block_inner(new.g, it.g, self.scales, it.f.ndim) >= -(1 - 2 * self.c) * it.gSg
+        return block_inner(new.g, it.g, self.scales, len(it.batch_shape)) >= -(1 - 2 * self.c) * it.gSg
 
     def after(self, it, new, a):
         """Set the next BB step (clipped, alternating long and short) and update the Zhang-Hager average :math:`C`."""
         self.first = False
-        # NaN (only from NaN inputs) and inf give lr_max, as the clip of inf does
-        self.alpha = self.next_step(it, new, a).nan_to_num_(nan=self.lr_max).clamp_(self.lr_min, self.lr_max)
+        self.alpha = clip(self.next_step(it, new, a), self.lr_min, self.lr_max)
         self.long = not self.long
         Q_new = self.nonmonotone * self.Q + 1
-        self.reference = torch.add(new.f, self.reference, alpha=self.nonmonotone * self.Q).div_(Q_new)
+        self.reference = (new.f + self.nonmonotone * self.Q * self.reference) / Q_new
         self.Q = Q_new
 
     def next_step(self, it, new, a):
         r"""Compute the BB step from the step just taken (in the metric scaled by the block factors).
 
         Because :math:`g^+` is tangent, :math:`\langle P g, g^+\rangle = \langle g, g^+\rangle`, and
-        :math:`\lVert P g\rVert^2 = \lVert g\rVert^2 - \sum_{\text{rows}} (x^{+\top} g)^2`.
+        :math:`\lVert P g\rVert^2 = \lVert g\rVert^2 - \sum_{\text{rows}} (x^{+\top} g)^2`. The inner
+        products are computed on the device, per block, and reach the host in one transfer.
         """
-        nd = it.f.ndim
-        r2 = sggn = None  # sum_i s_i sum_rows (x+^T g_i)^2 and sum_i s_i <g_i, g+_i>
-        for xn, gi, gn, si in zip(new.x, it.g, new.g, self.scales):
+        nd = len(it.batch_shape)
+        sums = []  # per block: sum_rows (x+^T g_i)^2, then <g_i, g+_i>
+        for xn, gi, gn in zip(new.x, it.g, new.g):
             radial = torch.linalg.vecdot(xn, gi)  # x+^T g per row: what the transport removes
-            q = radial.square() if radial.ndim == nd else inner(radial, radial, nd)
-            ggn = inner(gi, gn, nd)  # <P g, g+> = <g, g+>
-            if r2 is None:
-                r2, sggn = (q, ggn) if si == 1.0 else (q * si, ggn * si)
-            else:
-                r2, sggn = torch.add(r2, q, alpha=si), torch.add(sggn, ggn, alpha=si)
+            sums += [inner(radial, radial, nd) if radial.ndim > nd else radial.square(), inner(gi, gn, nd)]
+        sums = to_host(*sums)
+        r2 = sum(s * q for s, q in zip(self.scales, sums[0::2]))
+        sggn = sum(s * q for s, q in zip(self.scales, sums[1::2]))
         sSs = it.gSg - r2  # sum_i s_i ||P g_i||^2
         sy = sSs - sggn  # <s, y> / a
         if self.long:  # a <s, S^-1 s> / <s, y>, both over a^2 and a
-            bad = sy <= 0
-            step = torch.div(sSs, sy)
-        else:  # <y, S y> = <g+, S g+> - 2 <g+, S P g> + <P g, S P g>
-            ySy = torch.add(new.gSg + sSs, sggn, alpha=-2.0)
-            bad = torch.minimum(sy, ySy) <= 0
-            step = torch.div(sy, ySy)
-        # a non-positive curvature estimate gives inf (a mask, no scalar tensor to broadcast)
-        return step.mul_(a).masked_fill_(bad, math.inf)
+            return _ratio(a * sSs, sy, sy <= 0)
+        ySy = new.gSg + sSs - 2.0 * sggn  # <y, S y> = <g+, S g+> - 2 <g+, S P g> + <P g, S P g>
+        return _ratio(a * sy, ySy, (sy <= 0) | (ySy <= 0))
+
+
+def _ratio(num, den, bad):
+    """Per run ``num / den``, and inf where ``bad`` (a non-positive curvature estimate)."""
+    if isinstance(bad, np.ndarray):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(bad, math.inf, num / den)
+    return math.inf if bad else num / den
 
 
 #: Rule names accepted by :func:`make_rule` (and ``rgd.run(rule=...)``).

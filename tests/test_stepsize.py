@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -41,15 +42,15 @@ def test_armijo_search_accepts_a_sufficient_decrease():
     it = start()
     rule = stepsize.Armijo(10.0)  # far too long at first: it must backtrack
     rule.start(it, (1.0,))
-    active = torch.ones((), dtype=torch.bool)
 
     def trial(a):
         x = rgd.retract_blocks(it.x, it.g, a, (1.0,))
         return stepsize.Iterate.make(x, *rayleigh(x), (1.0,))
 
-    a, new, evals = rule.search(it, trial, active)
-    assert evals > 1 and float(a) < 10.0
-    assert float(new.f) <= float(it.f) - rule.c * float(a) * float(it.gSg)
+    a, new, evals = rule.search(it, trial, None)
+    assert isinstance(a, float) and isinstance(new.f, float)  # a single run: plain host numbers
+    assert evals > 1 and a < 10.0
+    assert new.f <= it.f - rule.c * a * it.gSg
 
 
 def test_bb_next_step_is_the_long_bb_formula_in_flat_space():
@@ -63,7 +64,7 @@ def test_bb_next_step_is_the_long_bb_formula_in_flat_space():
     s = -0.1 * P(it.g[0])
     y = new.g[0] - P(it.g[0])
     expected = float(s @ s / (s @ y))
-    assert float(rule.next_step(it, new, torch.tensor(0.1, dtype=F64))) == pytest.approx(expected, rel=1e-12)
+    assert rule.next_step(it, new, 0.1) == pytest.approx(expected, rel=1e-12)
 
 
 @pytest.mark.parametrize("name", list(stepsize.RULES))
@@ -73,3 +74,51 @@ def test_every_rule_drives_the_shared_engine_to_the_smallest_eigenvalue(name):
     hist = rgd.iterate(advance, it, steps=2000, stop=rgd.StoppingTest(gtol=1e-10))
     assert hist.converged and hist.rule == name
     assert math.isclose(float(hist.loss[-1]), 1.0, abs_tol=1e-12)
+
+
+def test_iterate_keeps_per_run_values_on_the_host():
+    it = start()
+    x = it.x[0]
+    g = it.g[0]
+    assert isinstance(it.f, float) and isinstance(it.gnorm, float)
+    assert it.f == pytest.approx(float(x @ A @ x), rel=1e-15)
+    assert it.gnorm == pytest.approx(float(torch.linalg.vector_norm(g)), rel=1e-15)
+    # a batch of two runs, two blocks with scales (1, 3): arrays of the batch shape
+    X = torch.stack([x, -x])
+    G = torch.stack([g, 2 * g])
+    batch = stepsize.Iterate.make((X, X), torch.tensor([1.0, 2.0], dtype=F64), (G, G), (1.0, 3.0))
+    assert batch.batch_shape == (2,) and isinstance(batch.f, np.ndarray)
+    norms = torch.linalg.vector_norm(G, dim=1).numpy()
+    np.testing.assert_allclose(batch.gnorm, np.sqrt(2) * norms, rtol=1e-15)
+    np.testing.assert_allclose(batch.gSg, 4 * norms**2, rtol=1e-15)
+    mixed = batch.where(np.array([True, False]), stepsize.Iterate.make((X, X), torch.zeros(2, dtype=F64),
+                                                                       (G, G), (1.0, 3.0)))
+    np.testing.assert_array_equal(mixed.f, [1.0, 0.0])
+
+
+def test_per_run_helpers_treat_a_float_and_an_array_alike():
+    arr = np.array([0.5, math.nan, math.inf, -1.0])
+    np.testing.assert_array_equal(stepsize.clip(arr, 0.0, 2.0), [0.5, 2.0, 2.0, 0.0])
+    assert [stepsize.clip(v, 0.0, 2.0) for v in arr.tolist()] == [0.5, 2.0, 2.0, 0.0]
+    mask = np.array([True, False])
+    np.testing.assert_array_equal(stepsize.select(mask, 1.0, 2.0), [1.0, 2.0])
+    assert stepsize.select(True, 1.0, 2.0) == 1.0 and stepsize.select(False, 1.0, 2.0) == 2.0
+    assert stepsize.some(mask) and not stepsize.every(mask) and stepsize.every(True) and not stepsize.some(False)
+    assert stepsize.largest(np.array([1.0, 3.0])) == 3.0 and stepsize.largest(2.0) == 2.0
+    t = torch.tensor([1.0, 2.0], dtype=torch.float32)
+    f, v = stepsize.to_host(torch.tensor(1.5, dtype=F64), t)
+    assert f == 1.5 and isinstance(f, float) and v.dtype == np.float64
+    t[0] = 7.0  # the host copy does not alias the tensor
+    assert v[0] == 1.0
+
+
+def test_bb_step_is_lr_max_where_the_curvature_estimate_is_not_positive():
+    it = start()
+    rule = stepsize.BarzilaiBorwein(0.1, lr_max=50.0)
+    rule.start(it, (1.0,))
+    # the gradient doubles without moving: <s, y> = -a <g, g> < 0, so the long step is infinite (then lr_max)
+    f, (g,) = rayleigh(it.x)
+    same = stepsize.Iterate.make(it.x, f, (2 * g,), (1.0,))
+    assert rule.next_step(it, same, 0.1) == math.inf
+    rule.after(it, same, 0.1)
+    assert rule.alpha == 50.0 and not rule.long
