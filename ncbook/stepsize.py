@@ -50,9 +50,11 @@ def to_host(*values: torch.Tensor) -> list:
 
     On the CPU each is a plain read; from an accelerator they travel in one transfer.
     """
-    if values[0].device.type != "cpu":
+    if not values[0].is_cpu:
         values = torch.stack([v.detach() for v in values]).to("cpu", torch.float64).unbind(0)
-    return [float(v) if v.ndim == 0 else v.detach().to(torch.float64).numpy().copy() for v in values]
+    if values[0].ndim == 0:
+        return [v.item() for v in values]
+    return [v.detach().to(torch.float64).numpy().copy() for v in values]
 
 
 def every(mask) -> bool:
@@ -112,7 +114,7 @@ def block_norm(u: torch.Tensor, nd: int) -> torch.Tensor:
     return torch.linalg.vector_norm(u) if nd == 0 else torch.linalg.vector_norm(u, dim=tuple(range(nd, u.ndim)))
 
 
-@dataclass
+@dataclass(slots=True)
 class Iterate:
     r"""One iterate of a run (or a batch of runs): point, loss and Riemannian gradient.
 
@@ -129,6 +131,8 @@ class Iterate:
     gSg : float or ndarray
         :math:`\langle g, S g\rangle = \sum_i s_i \lVert g_i\rVert^2` with the block scales: minus the slope
         along the step :math:`-S g`.
+    batch_shape : tuple
+        ``()`` for a single run, ``(B,)`` for a batch.
     """
 
     x: tuple
@@ -137,19 +141,18 @@ class Iterate:
     norms: tuple
     gnorm: object
     gSg: object
+    batch_shape: tuple = ()
 
     @classmethod
     def make(cls, x, f: torch.Tensor, g, scales) -> Iterate:
         """Build an iterate from the loss tensor ``f`` (batch shape) and the gradient blocks; one host transfer."""
         nd = f.ndim
-        f, *norms = to_host(f, *(block_norm(gi, nd) for gi in g))
-        gSg = sum(s * q * q for s, q in zip(scales, norms))
-        return cls(x=tuple(x), f=f, g=tuple(g), norms=tuple(norms), gnorm=_hypot(norms), gSg=gSg)
-
-    @property
-    def batch_shape(self) -> tuple:
-        """``()`` for a single run, ``(B,)`` for a batch."""
-        return np.shape(self.f)
+        f, *norms = to_host(f, *[block_norm(gi, nd) for gi in g])
+        gSg = 0.0
+        for s, q in zip(scales, norms):
+            gSg = gSg + s * q * q
+        return cls(x=tuple(x), f=f, g=tuple(g), norms=tuple(norms), gnorm=_hypot(norms), gSg=gSg,
+                   batch_shape=tuple(f.shape) if nd else ())
 
     def where(self, mask: np.ndarray, other: Iterate) -> Iterate:
         """Per run: this iterate where ``mask`` (bool array of the batch shape) is True, ``other`` elsewhere."""
@@ -162,7 +165,8 @@ class Iterate:
         return Iterate(x=tuple(map(pick, self.x, other.x)), f=np.where(mask, self.f, other.f),
                        g=tuple(map(pick, self.g, other.g)),
                        norms=tuple(np.where(mask, a, b) for a, b in zip(self.norms, other.norms)),
-                       gnorm=np.where(mask, self.gnorm, other.gnorm), gSg=np.where(mask, self.gSg, other.gSg))
+                       gnorm=np.where(mask, self.gnorm, other.gnorm), gSg=np.where(mask, self.gSg, other.gSg),
+                       batch_shape=self.batch_shape)
 
 
 class StepRule:
@@ -326,8 +330,10 @@ class BarzilaiBorwein(Armijo):
             radial = torch.linalg.vecdot(xn, gi)  # x+^T g per row: what the transport removes
             sums += [inner(radial, radial, nd) if radial.ndim > nd else radial.square(), inner(gi, gn, nd)]
         sums = to_host(*sums)
-        r2 = sum(s * q for s, q in zip(self.scales, sums[0::2]))
-        sggn = sum(s * q for s, q in zip(self.scales, sums[1::2]))
+        r2 = sggn = 0.0
+        for i, s in enumerate(self.scales):
+            r2 = r2 + s * sums[2 * i]
+            sggn = sggn + s * sums[2 * i + 1]
         sSs = it.gSg - r2  # sum_i s_i ||P g_i||^2
         sy = sSs - sggn  # <s, y> / a
         if self.long:  # a <s, S^-1 s> / <s, y>, both over a^2 and a

@@ -106,8 +106,9 @@ def test_per_run_helpers_treat_a_float_and_an_array_alike():
     assert stepsize.some(mask) and not stepsize.every(mask) and stepsize.every(True) and not stepsize.some(False)
     assert stepsize.largest(np.array([1.0, 3.0])) == 3.0 and stepsize.largest(2.0) == 2.0
     t = torch.tensor([1.0, 2.0], dtype=torch.float32)
-    f, v = stepsize.to_host(torch.tensor(1.5, dtype=F64), t)
-    assert f == 1.5 and isinstance(f, float) and v.dtype == np.float64
+    (f,) = stepsize.to_host(torch.tensor(1.5, dtype=F64))
+    v, w = stepsize.to_host(t, 2 * t)
+    assert f == 1.5 and isinstance(f, float) and v.dtype == np.float64 and w[1] == 4.0
     t[0] = 7.0  # the host copy does not alias the tensor
     assert v[0] == 1.0
 
