@@ -127,9 +127,19 @@ def check_unit_rows(x: torch.Tensor, name: str, tol: float | None = None) -> tor
     return x
 
 
+def _is_real(v) -> bool:
+    """Whether ``v`` is a real number; plain ``float`` and ``int`` skip the slower ABC check (hot in the solvers)."""
+    return type(v) is float or type(v) is int or isinstance(v, numbers.Real)
+
+
+def _is_integer(v) -> bool:
+    """Whether ``v`` is an integer (``int`` first, then the ABC: numpy integers count)."""
+    return type(v) is int or isinstance(v, numbers.Integral)
+
+
 def check_positive_real(v, name: str) -> float:
     """Return ``v`` as a float after checking that it is a finite real number > 0 (numpy scalars accepted)."""
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+    if isinstance(v, bool) or not _is_real(v):
         raise TypeError(f"{name} must be a real number > 0, got {type(v).__name__}")
     v = float(v)
     if not math.isfinite(v) or v <= 0:
@@ -146,7 +156,7 @@ def check_tau(tau) -> float:
 
 def check_positive_int(v, name: str, minimum: int = 1) -> int:
     """Return ``v`` as an int after checking it is an integer ``>= minimum``."""
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+    if isinstance(v, bool) or not _is_integer(v):
         raise TypeError(f"{name} must be an integer, got {type(v).__name__}")
     if v < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {v}")
@@ -158,7 +168,7 @@ def check_integer(v, name: str, minimum: int | None = None, maximum: int | None 
 
     A bound that is None means unbounded on that side.
     """
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+    if isinstance(v, bool) or not _is_integer(v):
         raise TypeError(f"{name} must be an integer, got {type(v).__name__}")
     v = int(v)
     if (minimum is not None and v < minimum) or (maximum is not None and v > maximum):
@@ -203,7 +213,7 @@ def check_real(v, name: str, *, low: float | None = None, high: float | None = N
     """
     if isinstance(v, torch.Tensor) and v.numel() == 1 and not v.is_complex() and v.dtype != torch.bool:
         v = v.item()
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+    if isinstance(v, bool) or not _is_real(v):
         raise TypeError(f"{name} must be a real number, got {type(v).__name__}")
     v = float(v)
     ok = math.isfinite(v) and (low is None or (v > low if low_open else v >= low)) and (
@@ -223,7 +233,7 @@ def check_tolerance(v, name: str, *, allow_none: bool = False) -> float | None:
     """
     if v is None and allow_none:
         return None
-    if isinstance(v, bool) or not isinstance(v, (numbers.Real, torch.Tensor)):
+    if isinstance(v, bool) or not (_is_real(v) or isinstance(v, torch.Tensor)):
         extra = " or None" if allow_none else ""
         raise TypeError(f"{name} must be a real number >= 0{extra}, got {type(v).__name__}")
     return check_real(v, name, low=0.0)

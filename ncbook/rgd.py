@@ -220,9 +220,8 @@ class StoppingTest:
         """:meth:`below_floor` on a whole record ``(T+1, *batch)`` at once (NaN entries are skipped)."""
         if self.f_low is None:
             return
-        with np.errstate(invalid="ignore"):
-            below = losses < self.f_low
-            bad = np.argwhere(below) if below.any() else ()
+        below = losses < self.f_low  # NaN entries (stopped runs) compare False
+        bad = np.argwhere(below) if below.any() else ()
         if len(bad):
             t = int(bad[0][0])
             self.refuse(float(np.nanmin(losses[t] - self.f_opt)), t)
@@ -515,7 +514,7 @@ def iterate(advance, start: Iterate, *, steps: int, stop: StoppingTest, callback
     it = start
     bshape = it.batch_shape
     batched = len(bshape) > 0
-    size = int(np.prod(bshape))
+    size = math.prod(bshape)
     stop.prepare()
     stop.below_floor(it, 0)
     # the runs still going: only a batch keeps a mask (a single run just stops)

@@ -233,7 +233,7 @@ class Armijo(StepRule):
         self.first = True
         # |f+ - f| below this means f sits at its round-off floor (scale: the starting loss)
         rtol = 1e-10 if it.x[0].dtype == torch.float64 else 1e-5
-        self.flat = rtol * np.maximum(abs(it.f), self.flat_floor)
+        self.flat = rtol * (np.maximum(abs(it.f), self.flat_floor) if shape else max(abs(it.f), self.flat_floor))
         self.reference = it.f
 
     def first_trial(self, it):
