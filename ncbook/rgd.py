@@ -166,8 +166,6 @@ class StoppingTest:
 
     Attributes
     ----------
-    gtol, ftol : float or None
-        Tolerances (None: that test is off; ``ftol`` needs ``f_opt``).
     gtol, ftol : float, ndarray or None
         Tolerances, a number or one per run (None: that test is off; ``ftol`` needs ``f_opt``).
     g_scale : float, ndarray or None

@@ -405,16 +405,13 @@ def _geometry(W: torch.Tensor, H: torch.Tensor, K: int, n: int):
     keep = lam > (max(d, K) * np.finfo(np.float64).eps) * top[..., None]
     uAu = np.square(CM @ U).sum(-2)  # u_j^T (N A) u_j, A = M~ Sigma_W M~^T
     F, Ft, E = _etf_frame(K)
-    GW = W @ np.swapaxes(W, -1, -2)  # NC2: W W^T
-    GM = W @ np.swapaxes(M, -1, -2)  # NC3: W M^T
-    gw = np.sqrt(np.square(GW).sum((-2, -1)))
-    gm = np.sqrt(np.square(GM).sum((-2, -1)))
+    # NC2 and NC3 from one product W [W; M]^T, seen as (..., K, 2, K): [..., 0, :] = W W^T, [..., 1, :] = W M^T
+    grams = (W @ np.swapaxes(np.concatenate([W, M], -2), -1, -2)).reshape(lead + (K, 2, K))
+    scale = np.sqrt(np.square(grams).sum((-3, -1)))  # their Frobenius norms (..., 2)
     with np.errstate(invalid="ignore", divide="ignore"):  # zero Grams are refused below
         nc1 = np.where(keep, uAu / np.square(lam), 0.0).sum(-1)
-        nc2 = np.sqrt(np.square(GW / gw[..., None, None] - E).sum((-2, -1)))
-        nc3 = np.sqrt(np.square(GM / gm[..., None, None] - E).sum((-2, -1)))
+        nc23 = np.sqrt(np.square(grams / scale[..., None, :, None] - E[:, None, :]).sum((-3, -1)))
     c_norm = np.sqrt(np.square(C).sum((-3, -2, -1)))
-    lam_sum = lam.sum(-1)
     angle = None
     if d >= K - 1:
         P, _, Qh = np.linalg.svd(Ft @ W, full_matrices=False)
@@ -424,8 +421,10 @@ def _geometry(W: torch.Tensor, H: torch.Tensor, K: int, n: int):
         cos = (W * near).sum(-1)
         sin = np.sqrt(np.square(W - cos[..., None] * near).sum(-1))
         angle = np.arctan2(sin, cos).max(-1).reshape(-1).tolist()  # scale-free: rows need not be exactly unit
-    nc1, nc2, nc3, top, c_norm, lam_sum, gw, gm = (np.reshape(v, -1).tolist() for v in
-                                                  (nc1, nc2, nc3, top, c_norm, lam_sum, gw, gm))
+    # every per-run number to Python floats at once: (8, runs)
+    per_run = np.array([nc1, nc23[..., 0], nc23[..., 1], top, c_norm, lam.sum(-1), scale[..., 0],
+                        scale[..., 1]]).reshape(8, -1).tolist()
+    nc1, nc2, nc3, top, c_norm, lam_sum, gw, gm = per_run
     # the zero test of metrics.ClassStats.nc1, relative to the spread tr(Sigma_W) + tr(Sigma_B)
     if not all(t > 1e-28 * max(c * c / N + s / K, 1e-300) and t > 0 for t, c, s in zip(top, c_norm, lam_sum)):
         raise ValueError("the between-class covariance is zero (all class means coincide), so NC1 is undefined")

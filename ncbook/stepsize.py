@@ -51,7 +51,7 @@ def to_host(*values: torch.Tensor) -> list:
     On the CPU each is a plain read; from an accelerator they travel in one transfer.
     """
     if not values[0].is_cpu:
-        values = torch.stack([v.detach() for v in values]).to("cpu", torch.float64).unbind(0)
+        values = torch.stack([v.detach().to(values[0].dtype) for v in values]).to("cpu", torch.float64).unbind(0)
     if values[0].ndim == 0:
         return [v.item() for v in values]
     return [v.detach().to(torch.float64).numpy().copy() for v in values]
