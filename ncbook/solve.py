@@ -295,7 +295,9 @@ def solve(K: int, d: int, n: int, tau, *, method: str = "auto", steps: int | Non
                                                    tangent_grads=True)
     hist = rgd.iterate(advance, start, steps=steps, stop=stop, t0=t0)
     seconds = time.perf_counter() - t0
-    W, H = (x.detach().clone() for x in hist.points)
+    W, H = hist.points
+    if not method.startswith("rgd"):  # geoopt's points are views of its parameters: keep copies
+        W, H = W.detach().clone(), H.detach().clone()
     loss_h, grad_h = hist.loss, hist.grad_norm
     if log_f:  # back from log f to f: f = exp(log f), ||grad f|| = f ||grad log f||
         loss_h = np.exp(loss_h)
