@@ -153,6 +153,34 @@ def test_history_records_and_stopping_rules():
     assert hc.iterations == 3 and seen == [0, 1, 2, 3]
 
 
+def test_batched_callback_sees_per_run_arrays_and_records_have_the_run_axis():
+    g = torch.Generator().manual_seed(6)
+    X0 = sphere.random_point(3, 3, generator=g, dtype=F64)
+    seen = []
+    hist = rgd.run(X0, rayleigh, rayleigh_rgrad, lr=0.3, rule="fixed", steps=5, gtol=None,
+                   callback=lambda t, x, f, gn: seen.append((f, gn)))
+    assert all(isinstance(f, np.ndarray) and f.shape == (3,) and gn.shape == (3,) for f, gn in seen)
+    # the fixed step is one number shared by the runs: the record repeats it per run
+    assert hist.step_size.shape == (5, 3) and (hist.step_size == 0.3).all()
+    np.testing.assert_array_equal(hist.loss[0], seen[0][0])
+
+
+def test_per_run_values_and_records_are_host_floats():
+    assert rgd.batch_value(2, 1.5, "f_opt") == 2.0 and isinstance(rgd.batch_value(2, 1.5, "f_opt"), float)
+    np.testing.assert_array_equal(rgd.batch_value(2, np.zeros(3), "f_opt"), [2.0, 2.0, 2.0])
+    np.testing.assert_array_equal(rgd.batch_value(torch.arange(3.0), np.zeros(3), "f_opt"), [0.0, 1.0, 2.0])
+    with pytest.raises(ValueError, match="batch shape"):
+        rgd.batch_value(np.zeros(2), np.zeros(3), "f_opt")
+    with pytest.raises(TypeError, match="f_opt"):
+        rgd.batch_value("one", 1.0, "f_opt")
+    # round-off allowance: 64 eps (of the loss's dtype) times the larger of |f_opt| and |f0|
+    assert rgd.roundoff(2.0, -3.0, torch.float32) == 64 * torch.finfo(torch.float32).eps * 3.0
+    assert rgd.record_array([], (2,)).shape == (0, 2)
+    np.testing.assert_array_equal(rgd.record_array([0.5, np.array([1.0, math.nan])], (2,)),
+                                  [[0.5, 0.5], [1.0, math.nan]])
+    assert rgd.record_array([1.0, 2.0], ()).tolist() == [1.0, 2.0]
+
+
 def test_works_for_a_loss_returning_a_float_and_a_bare_gradient():
     x0 = sphere.normalize(torch.tensor([1.0, 2.0, 0.5], dtype=F64))
     hist = rgd.run(x0, lambda p: float(rayleigh(p)), lambda p: rayleigh_rgrad(p)[0], lr=0.2, steps=500, gtol=1e-10)
