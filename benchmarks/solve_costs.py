@@ -15,10 +15,10 @@ each method with a closed-form gradient, it times in one process (CPU, float64, 
 To compare two checkouts (before and after a change), time each, alternately, and compare
 (``--root``: the checkout whose ``ncbook`` is timed, default this one)::
 
-    git worktree add /tmp/old <commit>
-    .venv/bin/python benchmarks/solve_costs.py --root /tmp/old --json /tmp/old.json
-    .venv/bin/python benchmarks/solve_costs.py --json /tmp/new.json
-    .venv/bin/python benchmarks/solve_costs.py --compare /tmp/old.json /tmp/new.json
+    git worktree add ../ncbook-old <commit>
+    .venv/bin/python benchmarks/solve_costs.py --root ../ncbook-old --json old.json
+    .venv/bin/python benchmarks/solve_costs.py --json new.json
+    .venv/bin/python benchmarks/solve_costs.py --compare old.json new.json
 
 ``--json`` appends one line per run, so repeated runs accumulate; ``--compare`` takes the best value
 of each side. A checkout from before ``ncbook.solve`` existed works too: its ``tol`` was absolute, and
