@@ -51,10 +51,15 @@ def to_host(*values: torch.Tensor) -> list:
     On the CPU each is a plain read; from an accelerator they travel in one transfer.
     """
     if not values[0].is_cpu:
-        values = torch.stack([v.detach().to(values[0].dtype) for v in values]).to("cpu", torch.float64).unbind(0)
+        values = _one_transfer(values)
     if values[0].ndim == 0:
         return [v.item() for v in values]
     return [v.detach().to(torch.float64).numpy().copy() for v in values]
+
+
+def _one_transfer(values) -> tuple:
+    """Stack per-run tensors (one batch shape) and copy them to the CPU as float64 in one transfer."""
+    return torch.stack([v.detach().to(values[0].dtype) for v in values]).to("cpu", torch.float64).unbind(0)
 
 
 def every(mask) -> bool:

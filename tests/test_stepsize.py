@@ -111,6 +111,9 @@ def test_per_run_helpers_treat_a_float_and_an_array_alike():
     assert f == 1.5 and isinstance(f, float) and v.dtype == np.float64 and w[1] == 4.0
     t[0] = 7.0  # the host copy does not alias the tensor
     assert v[0] == 1.0
+    # from an accelerator the values travel stacked, in one copy (the same code, run here on the CPU)
+    moved = stepsize._one_transfer((torch.tensor([1.0, 2.0], dtype=F64), torch.tensor([3.0, 4.0], dtype=F64)))
+    assert [m.dtype for m in moved] == [F64, F64] and [m.tolist() for m in moved] == [[1.0, 2.0], [3.0, 4.0]]
 
 
 def test_bb_step_is_lr_max_where_the_curvature_estimate_is_not_positive():
