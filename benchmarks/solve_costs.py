@@ -28,6 +28,7 @@ it has no certificate (its ``fixed_uncertified`` is its ``fixed``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -77,20 +78,17 @@ def best(fn, repeat: int):
     return min(times), out
 
 
+@contextlib.contextmanager
 def uncertified():
     """A context in which ``solve`` skips its certificate (this process only; for measurement)."""
-
-    class Off:
-        def __enter__(self):
-            self.saved = getattr(solve_module, "_certify", None)
-            if self.saved is not None:
-                solve_module._certify = lambda res, stop_met: res
-
-        def __exit__(self, *exc):
-            if self.saved is not None:
-                solve_module._certify = self.saved
-
-    return Off()
+    saved = getattr(solve_module, "_certify", None)
+    if saved is not None:
+        solve_module._certify = lambda res, stop_met: res
+    try:
+        yield
+    finally:
+        if saved is not None:
+            solve_module._certify = saved
 
 
 def measure() -> dict:

@@ -37,7 +37,8 @@ import torch
 from ._checks import check_integer, check_positive_real, check_real
 
 __all__ = ["DEFAULTS", "Iterate", "StepRule", "Fixed", "Armijo", "BarzilaiBorwein", "make_rule", "RULES",
-           "block_inner", "block_norm", "inner", "to_host", "every", "some", "select", "largest", "clip"]
+           "block_inner", "block_norm", "inner", "weighted_sum", "to_host", "every", "some", "select", "largest",
+           "clip"]
 
 #: Default constants of the line searches, defined here once (``rgd.run`` and ``solve`` use them).
 DEFAULTS = {"c": 1e-4, "shrink": 0.5, "max_backtracks": 40, "lr_min": 1e-12, "lr_max": 1e6, "nonmonotone": 0.85}
@@ -54,7 +55,7 @@ def to_host(*values: torch.Tensor) -> list:
         values = _one_transfer(values)
     if values[0].ndim == 0:
         return [v.item() for v in values]
-    return [v.detach().to(torch.float64).numpy().copy() for v in values]
+    return [v.detach().to(torch.float64, copy=True).numpy() for v in values]  # a copy: no alias of the tensor
 
 
 def _one_transfer(values) -> tuple:
@@ -89,6 +90,14 @@ def clip(v, low: float, high: float):
     return high if v != v else min(max(v, low), high)
 
 
+def weighted_sum(weights, values):
+    r"""Return :math:`\sum_i w_i v_i` of per-run values (floats or arrays), one term per block."""
+    total = 0.0
+    for w, v in zip(weights, values):
+        total = total + w * v
+    return total
+
+
 def _hypot(values: list):
     r"""Return :math:`\sqrt{\sum_i v_i^2}` of per-run values without overflow (``math.hypot`` for one run)."""
     if isinstance(values[0], np.ndarray):
@@ -100,8 +109,7 @@ def _hypot(values: list):
 
 def block_inner(u: tuple, v: tuple, weights, nd: int):
     r""":math:`\sum_i w_i \langle u_i, v_i\rangle` per run: a host value of the batch shape (the first ``nd`` axes)."""
-    terms = to_host(*(inner(ui, vi, nd) for ui, vi in zip(u, v)))
-    return sum(w * t for w, t in zip(weights, terms))
+    return weighted_sum(weights, to_host(*(inner(ui, vi, nd) for ui, vi in zip(u, v))))
 
 
 def inner(u: torch.Tensor, v: torch.Tensor, nd: int) -> torch.Tensor:
@@ -153,9 +161,7 @@ class Iterate:
         """Build an iterate from the loss tensor ``f`` (batch shape) and the gradient blocks; one host transfer."""
         nd = f.ndim
         f, *norms = to_host(f, *[block_norm(gi, nd) for gi in g])
-        gSg = 0.0
-        for s, q in zip(scales, norms):
-            gSg = gSg + s * q * q
+        gSg = weighted_sum(scales, [q * q for q in norms])
         return cls(x=tuple(x), f=f, g=tuple(g), norms=tuple(norms), gnorm=_hypot(norms), gSg=gSg,
                    batch_shape=tuple(f.shape) if nd else ())
 
@@ -238,7 +244,7 @@ class Armijo(StepRule):
         self.first = True
         # |f+ - f| below this means f sits at its round-off floor (scale: the starting loss)
         rtol = 1e-10 if it.x[0].dtype == torch.float64 else 1e-5
-        self.flat = rtol * (np.maximum(abs(it.f), self.flat_floor) if shape else max(abs(it.f), self.flat_floor))
+        self.flat = rtol * np.maximum(abs(it.f), self.flat_floor)  # np.float64 (a float) for a single run
         self.reference = it.f
 
     def first_trial(self, it):
@@ -335,10 +341,7 @@ class BarzilaiBorwein(Armijo):
             radial = torch.linalg.vecdot(xn, gi)  # x+^T g per row: what the transport removes
             sums += [inner(radial, radial, nd) if radial.ndim > nd else radial.square(), inner(gi, gn, nd)]
         sums = to_host(*sums)
-        r2 = sggn = 0.0
-        for i, s in enumerate(self.scales):
-            r2 = r2 + s * sums[2 * i]
-            sggn = sggn + s * sums[2 * i + 1]
+        r2, sggn = weighted_sum(self.scales, sums[0::2]), weighted_sum(self.scales, sums[1::2])
         sSs = it.gSg - r2  # sum_i s_i ||P g_i||^2
         sy = sSs - sggn  # <s, y> / a
         if self.long:  # a <s, S^-1 s> / <s, y>, both over a^2 and a
